@@ -1,0 +1,195 @@
+"""Station configuration: one TOML file, validated by pydantic.
+
+Every section is a model that forbids unknown keys, so a misspelt key is an
+error that names the file, the key and the reason instead of a silently
+ignored setting. Devices are picked by a ``type`` key (a discriminated union):
+a new kind of scale or printer adds a class here, not an ``if`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(_Section):
+    id: str = Field(
+        "demo-site",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="Site id used in MQTT topics and record ids: lower-case letters, digits, '-'.",
+    )
+    name: str = Field("Điểm thu gom mẫu", min_length=1, description="Name printed on labels.")
+    timezone: str = Field(
+        "Asia/Ho_Chi_Minh", description="Zone for dates on labels and for 'today' on the page."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use e.g. 'Asia/Ho_Chi_Minh'") from None
+        return value
+
+
+class SimulatedScaleConfig(_Section):
+    type: Literal["simulated"] = "simulated"
+    link: Path = Field(
+        Path("var/scale-sim"),
+        description="Symlink the simulator keeps pointing at its pseudo-terminal.",
+    )
+    initial_weight_g: int = Field(0, description="Weight on the simulated scale at start.")
+    interval_s: float = Field(0.1, gt=0, le=5, description="Seconds between frames.")
+    stale_after_s: float = Field(2.0, gt=0, description="No valid frame for this long = offline.")
+
+
+class SerialScaleConfig(_Section):
+    type: Literal["serial"]
+    port: str = Field(description="Serial device, ideally a /dev/serial/by-id/... name.")
+    protocol: Literal["stgs"] = Field("stgs", description="Frame family the indicator speaks.")
+    baudrate: int = Field(9600, description="Line speed.")
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    stale_after_s: float = Field(2.0, gt=0, description="No valid frame for this long = offline.")
+
+
+ScaleConfig = Annotated[SimulatedScaleConfig | SerialScaleConfig, Field(discriminator="type")]
+
+
+class FilePrinterConfig(_Section):
+    type: Literal["file"] = "file"
+    dir: Path = Field(Path("var/prints"), description="Folder for each job's .bin and .png.")
+    paper_dots: Literal[384, 576] = Field(384, description="Printable width: 58 mm=384, 80 mm=576.")
+
+
+class NetworkPrinterConfig(_Section):
+    type: Literal["network"]
+    host: str = Field(description="Printer address (raw TCP, port 9100 style).")
+    port: int = Field(9100, ge=1, le=65535)
+    timeout_s: float = Field(5.0, gt=0)
+    paper_dots: Literal[384, 576] = Field(384, description="Printable width: 58 mm=384, 80 mm=576.")
+
+
+PrinterConfig = Annotated[FilePrinterConfig | NetworkPrinterConfig, Field(discriminator="type")]
+
+
+class MqttConfig(_Section):
+    enabled: bool = Field(False, description="Off: records wait in the outbox.")
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    keepalive_s: int = Field(60, ge=5, le=3600)
+    username: str | None = None
+    password: str | None = None
+    batch_size: int = Field(20, ge=1, le=20, description="Outbox rows in flight at once.")
+
+
+class StorageConfig(_Section):
+    path: Path = Field(Path("var/station.db"), description="SQLite database file.")
+    backup_dir: Path | None = Field(
+        None, description="Where pre-migration copies go (default: beside the database)."
+    )
+
+
+class WebConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class StationConfig(_Section):
+    site: SiteConfig = SiteConfig()
+    scale: ScaleConfig = SimulatedScaleConfig()
+    printer: PrinterConfig = FilePrinterConfig()
+    mqtt: MqttConfig = MqttConfig()
+    storage: StorageConfig = StorageConfig()
+    web: WebConfig = WebConfig()
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``problems`` are (key, reason) pairs."""
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.problems = problems
+        lines = [f"{file}: {key}: {reason}" for key, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+# section -> {union tag: model}; plain sections have the single tag None
+_SECTIONS: dict[str, dict[str | None, type[BaseModel]]] = {
+    "site": {None: SiteConfig},
+    "scale": {"simulated": SimulatedScaleConfig, "serial": SerialScaleConfig},
+    "printer": {"file": FilePrinterConfig, "network": NetworkPrinterConfig},
+    "mqtt": {None: MqttConfig},
+    "storage": {None: StorageConfig},
+    "web": {None: WebConfig},
+}
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model an error location points into; union members carry their tag in loc[1]."""
+    if len(loc) < 2:
+        return StationConfig
+    models = _SECTIONS.get(str(loc[0]), {})
+    return models.get(None) or models.get(str(loc[1]))
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """("scale", "serial", "port") -> "scale.port": drop the union tag pydantic inserts."""
+    parts = list(loc)
+    if len(parts) > 2 and len(_SECTIONS.get(str(parts[0]), [])) > 1:
+        del parts[1]
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            model = _section_model(loc)
+            known = list(model.model_fields) if model else []
+            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            reason = f"unknown key{hint} (known keys here: {', '.join(known)})"
+        elif err["type"] == "missing":
+            reason = "required key is missing"
+        else:
+            reason = f"{err['msg']} (got {err.get('input')!r})"
+        problems.append((_key_path(loc), reason))
+    return problems
+
+
+def parse_config(data: dict[str, Any], file: str = "<config>") -> StationConfig:
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(file, _describe(exc)) from None
+
+
+def load_config(path: Path | None) -> StationConfig:
+    """Read and validate a station file; ``None`` gives the embedded default."""
+    if path is None:
+        return StationConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [("(file)", "not UTF-8 text; save it as UTF-8")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+    return parse_config(data, str(path))

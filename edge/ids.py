@@ -1,0 +1,47 @@
+"""Record identity and the station's notion of time.
+
+Ids are UUIDv7 (time-ordered, unique without coordination). Each record also
+carries the boot id and the time since boot, because a Pi has no battery
+clock: after a power cut without network its wall clock can be days wrong,
+so ordering uses the per-site sequence number, never timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uuid6
+
+Now = Callable[[], datetime]
+
+
+def new_id() -> str:
+    return str(uuid6.uuid7())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """UTC timestamp text with millisecond precision, e.g. 2026-11-23T10:38:12.123Z."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def uptime_s() -> float:
+    """Seconds since boot (CLOCK_BOOTTIME counts time spent suspended too)."""
+    return round(time.clock_gettime(time.CLOCK_BOOTTIME), 3)

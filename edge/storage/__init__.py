@@ -1,0 +1,1 @@
+"""SQLite storage: schema migrations, records, print queue and outbox."""

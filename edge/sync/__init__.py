@@ -1,0 +1,1 @@
+"""Getting records to central: the MQTT publisher that drains the outbox."""

@@ -1,0 +1,1 @@
+"""The staff web page and the HTTP API."""

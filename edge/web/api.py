@@ -1,0 +1,146 @@
+"""HTTP API routes. Handlers are plain functions (run in a thread pool):
+the station's storage and devices are blocking code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.station import Refused, Station
+from edge.storage.print_queue import PrintQueue
+
+router = APIRouter()
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewProducer(_Body):
+    name: str = Field(min_length=1, max_length=120)
+    phone: str | None = Field(None, max_length=40)
+    village: str | None = Field(None, max_length=120)
+
+
+class NewProduct(_Body):
+    name: str = Field(min_length=1, max_length=120)
+    unit_price_dong: int | None = Field(None, ge=0)
+
+
+class NewLot(_Body):
+    producer_id: str = Field(min_length=1)
+    product_id: str = Field(min_length=1)
+
+
+class SimulatorCommand(_Body):
+    weight_g: int | None = Field(None, ge=-1_000_000, le=10_000_000)
+    unstable: bool | None = None
+    overload: bool | None = None
+    connected: bool | None = None
+
+
+class Reprint(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+    actor: str = Field("staff", min_length=1, max_length=60)
+
+
+def _station(request: Request) -> Station:
+    station: Station = request.app.state.station
+    return station
+
+
+@router.get("/state")
+def state(request: Request) -> dict[str, Any]:
+    st = _station(request)
+    scale = st.scale_state()
+    printer = st.printer
+    return {
+        "site": {"id": st.cfg.site.id, "name": st.cfg.site.name},
+        "scale": {
+            "status": scale.status.value,
+            "weight_g": scale.weight_g,
+            "net": scale.net,
+            "stable": scale.status.value == "stable",
+            "error": scale.error,
+            "simulated": st.simulator is not None,
+        },
+        "printer": {
+            "status": printer.status.value if printer else "offline",
+            "error": printer.last_error if printer else None,
+            "jobs": PrintQueue(st.db).counts(),
+        },
+        "outbox": st.outbox_status(),
+        "link": st.link_status().value,
+    }
+
+
+@router.get("/producers")
+def list_producers(request: Request) -> list[dict[str, Any]]:
+    return _station(request).db.list_producers()
+
+
+@router.post("/producers", status_code=201)
+def create_producer(body: NewProducer, request: Request) -> dict[str, Any]:
+    return _station(request).db.add_producer(body.name, body.phone, body.village)
+
+
+@router.get("/products")
+def list_products(request: Request) -> list[dict[str, Any]]:
+    return _station(request).db.list_products()
+
+
+@router.post("/products", status_code=201)
+def create_product(body: NewProduct, request: Request) -> dict[str, Any]:
+    return _station(request).db.add_product(body.name, body.unit_price_dong)
+
+
+@router.post("/lots", status_code=201)
+def record_lot(body: NewLot, request: Request) -> dict[str, Any]:
+    lot = _station(request).record_lot(body.producer_id, body.product_id)
+    return lot.__dict__
+
+
+@router.get("/lots")
+def lots_today(request: Request) -> list[dict[str, Any]]:
+    st = _station(request)
+    return st.db.lots_since(st.start_of_today())
+
+
+@router.get("/print-jobs")
+def print_jobs(request: Request) -> list[dict[str, Any]]:
+    return PrintQueue(_station(request).db).jobs()
+
+
+@router.post("/print-jobs/{job_id}/reprint")
+def reprint(job_id: str, body: Reprint, request: Request) -> dict[str, str]:
+    try:
+        PrintQueue(_station(request).db).requeue(job_id, body.actor, body.reason)
+    except ValueError as exc:
+        raise Refused("not_reprintable", f"Không in lại được: {exc}", str(exc)) from None
+    return {"id": job_id, "status": "queued"}
+
+
+@router.post("/simulator")
+def simulator(body: SimulatorCommand, request: Request) -> dict[str, Any]:
+    sim = _station(request).simulator
+    if sim is None:
+        raise Refused(
+            "no_simulator",
+            "Trạm đang dùng cân thật; không có cân mô phỏng.",
+            "This station uses a real scale; there is no simulator to control.",
+            404,
+        )
+    if body.weight_g is not None:
+        sim.set_weight(body.weight_g)
+    if body.unstable is not None:
+        sim.set_unstable(body.unstable)
+    if body.overload is not None:
+        sim.set_overload(body.overload)
+    if body.connected is not None:
+        if body.connected:
+            sim.replug()
+        else:
+            sim.unplug()
+    return {"weight_g": sim.weight_g, "stable": sim.stable}

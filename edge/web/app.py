@@ -1,0 +1,68 @@
+"""``create_app(config)`` builds the web app; the station's workers start and
+stop in its lifespan and live on ``app.state``, never in module globals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from edge.config import StationConfig
+from edge.station import Refused, Station
+from edge.storage.db import StorageError
+from edge.storage.store import NotFound
+from edge.web.api import router
+
+
+def error_body(code: str, message: str, message_en: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message, "message_en": message_en}}
+
+
+def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        st = station or Station(cfg)
+        st.start()
+        app.state.station = st
+        try:
+            yield
+        finally:
+            st.stop()
+
+    app = FastAPI(title="Edge station", version="0.1.0", lifespan=lifespan)
+    app.include_router(router, prefix="/api")
+
+    @app.exception_handler(Refused)
+    async def refused(_r: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_r: Request, exc: NotFound) -> JSONResponse:
+        msg = f"Không tìm thấy: {exc}. Tải lại trang và chọn lại."
+        return JSONResponse(error_body("not_found", msg, f"{exc}; reload the page"), 404)
+
+    @app.exception_handler(StorageError)
+    async def storage(_r: Request, exc: StorageError) -> JSONResponse:
+        msg = (
+            "Không lưu được dữ liệu (đĩa đầy hoặc lỗi lưu trữ). Chưa có gì được ghi. Báo kỹ thuật."
+        )
+        return JSONResponse(error_body("storage_error", msg, str(exc)), 507)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            parts.append(f"{where}: {err['msg']}")
+        detail = "; ".join(parts)
+        msg = f"Yêu cầu không hợp lệ: {detail}"
+        return JSONResponse(error_body("invalid_request", msg, f"invalid request: {detail}"), 422)
+
+    static = resources.files("edge.web").joinpath("static")
+    app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
+    return app

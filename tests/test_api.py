@@ -1,0 +1,113 @@
+"""The HTTP API against a real station: simulated scale on a pseudo-terminal,
+file printer, real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import StationServer, settle, station_config, wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[StationServer]:
+    with StationServer(station_config(tmp_path)) as s:
+        yield s
+
+
+def _scale(client: httpx.Client) -> dict[str, Any]:
+    scale: dict[str, Any] = client.get("/api/state").json()["scale"]
+    return scale
+
+
+def _ids(client: httpx.Client) -> tuple[str, str]:
+    producer = client.post("/api/producers", json={"name": "Giàng Thị Mỷ", "village": "Sìn Hồ"})
+    product = client.post(
+        "/api/products", json={"name": "Chè Shan tuyết", "unit_price_dong": 85000}
+    )
+    assert producer.status_code == product.status_code == 201
+    return producer.json()["id"], product.json()["id"]
+
+
+def test_producers_and_products_list_and_create(server: StationServer) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        _ids(c)
+        assert [p["name"] for p in c.get("/api/producers").json()] == ["Giàng Thị Mỷ"]
+        assert c.get("/api/products").json()[0]["unit_price_dong"] == 85000
+
+
+def test_record_lot_from_stable_weight(server: StationServer) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        producer, product = _ids(c)
+        settle(c, 2345)
+        r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+        assert r.status_code == 201, r.text
+        lot = r.json()
+        assert lot["net_g"] == 2345 and lot["producer_name"] == "Giàng Thị Mỷ"
+        today = c.get("/api/lots").json()
+        assert [x["id"] for x in today] == [lot["id"]]
+        assert c.get("/api/state").json()["outbox"]["pending"] == 1
+        wait_for(lambda: c.get("/api/lots").json()[0]["print_status"] == "printed", 10, "the label")
+        assert (server.cfg.printer.dir / f"{lot['print_job_id']}.png").exists()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "words"),
+    [
+        ({"weight_g": 1500, "unstable": True}, "scale_unstable", "chưa ổn định"),
+        ({"weight_g": 0}, "weight_not_positive", "bằng 0 hoặc âm"),
+        ({"weight_g": -250}, "weight_not_positive", "bằng 0 hoặc âm"),
+        ({"weight_g": 1500, "overload": True}, "scale_overload", "quá tải"),
+        ({"weight_g": 1500, "connected": False}, "scale_offline", "không kết nối"),
+    ],
+)
+def test_recording_refused_with_clear_message(
+    server: StationServer, command: dict[str, Any], code: str, words: str
+) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        producer, product = _ids(c)
+        c.post("/api/simulator", json=command)
+        expected = {
+            "scale_unstable": "unstable",
+            "scale_overload": "overload",
+            "scale_offline": "offline",
+        }.get(code, "stable")
+        weight = command["weight_g"] if expected == "stable" else None
+
+        def reached() -> bool:
+            scale = _scale(c)
+            return bool(
+                scale["status"] == expected and (weight is None or scale["weight_g"] == weight)
+            )
+
+        wait_for(reached, 5, f"scale {expected}")
+        r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+        assert r.status_code == 409
+        err = r.json()["error"]
+        assert err["code"] == code and words in err["message"] and err["message_en"]
+        assert c.get("/api/lots").json() == []
+
+
+def test_malformed_requests_are_explained(server: StationServer) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/api/lots", json={"producer": "x"})
+        assert r.status_code == 422
+        err = r.json()["error"]
+        assert err["code"] == "invalid_request" and "producer_id" in err["message_en"]
+        r = c.post(
+            "/api/producers", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422
+        settle(c, 800)
+        r = c.post("/api/lots", json={"producer_id": "nobody", "product_id": "nothing"})
+        assert r.status_code == 404 and "not found" in r.json()["error"]["message_en"]
+
+
+def test_page_is_served(server: StationServer) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        r = c.get("/")
+        assert r.status_code == 200 and 'lang="vi"' in r.text

@@ -1,0 +1,255 @@
+"""The whole chain with real parts: simulated scale on a pseudo-terminal, the
+HTTP API, a TCP listener where the printer would be, a mosquitto broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import zxingcpp
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.escpos_decode import decode
+from tests.helpers import Broker, StationServer, free_port, settle, station_config, wait_for
+from tests.printer_listener import PrinterListener
+
+
+class Central:
+    """A persistent QoS 1 subscriber standing in for central's ingest."""
+
+    def __init__(self, broker: Broker, topic: str) -> None:
+        self.received: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="central-test", clean_session=False
+        )
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 5, "central to connect")
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append(json.loads(msg.payload))
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [m["id"] for m in self.received]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _setup(c: httpx.Client, grams: int) -> tuple[str, str]:
+    producer = c.post("/api/producers", json={"name": "Lò Văn Sáng"}).json()["id"]
+    product = c.post("/api/products", json={"name": "Mật ong bạc hà"}).json()["id"]
+    settle(c, grams)
+    return producer, product
+
+
+def test_lot_label_reaches_a_tcp_printer_with_the_lot_id_in_its_qr(tmp_path: Path) -> None:
+    with PrinterListener() as printer:
+        cfg = station_config(
+            tmp_path, printer={"type": "network", "host": "127.0.0.1", "port": printer.port}
+        )
+        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+            producer, product = _setup(c, 3120)
+            lot = c.post("/api/lots", json={"producer_id": producer, "product_id": product}).json()
+            printer.wait_for_jobs(1, timeout=10)
+    decoded = decode(printer.jobs[0])
+    assert decoded.cuts == 1
+    [image] = decoded.images
+    codes = zxingcpp.read_barcodes(image.convert("L"))
+    assert [code.text for code in codes] == [lot["id"]]
+
+
+def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> None:
+    printer = PrinterListener(free_port())
+    cfg = station_config(
+        tmp_path,
+        printer={"type": "network", "host": "127.0.0.1", "port": printer.port, "timeout_s": 1.0},
+    )
+    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        producer, product = _setup(c, 900)
+        lots = [
+            c.post("/api/lots", json={"producer_id": producer, "product_id": product}).json()
+            for _ in range(3)
+        ]
+        wait_for(
+            lambda: server.station.printer and server.station.printer.status.value == "offline",
+            10,
+            "printer offline",
+        )
+        assert all(j["status"] == "queued" for j in c.get("/api/print-jobs").json())
+        printer.start()
+        try:
+            printer.wait_for_jobs(3, timeout=20)
+            wait_for(
+                lambda: all(j["status"] == "printed" for j in c.get("/api/print-jobs").json()),
+                10,
+                "all jobs printed",
+            )
+        finally:
+            printer.stop()
+    printed = [
+        zxingcpp.read_barcodes(decode(job).images[0].convert("L"))[0].text for job in printer.jobs
+    ]
+    assert sorted(printed) == sorted(lot["id"] for lot in lots)
+    assert len(printer.jobs) == 3, "each job printed exactly once"
+
+
+def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Broker) -> None:
+    cfg = station_config(tmp_path, mqtt={"enabled": True, "port": broker.port})
+    central = Central(broker, "edge/test-site/lots")
+    try:
+        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+            producer, product = _setup(c, 1500)
+            wait_for(lambda: c.get("/api/state").json()["link"] == "online", 10, "station online")
+            broker.stop()
+            wait_for(lambda: c.get("/api/state").json()["link"] == "offline", 10, "station offline")
+            ids = []
+            for _ in range(50):
+                r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["id"])
+            assert c.get("/api/state").json()["outbox"]["pending"] == 50
+            broker.start()
+            wait_for(lambda: len(set(central.ids())) == 50, 30, "all 50 lots at central")
+            wait_for(
+                lambda: c.get("/api/state").json()["outbox"]["pending"] == 0, 10, "outbox drained"
+            )
+    finally:
+        central.close()
+    counts = Counter(central.ids())
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1, f"duplicates: {[k for k, v in counts.items() if v > 1]}"
+
+
+def _write_toml(path: Path, tmp: Path, web_port: int, printer_port: int, broker_port: int) -> None:
+    path.write_text(
+        f"""
+[site]
+id = "test-site"
+name = "Điểm thu gom Sìn Hồ"
+[scale]
+type = "simulated"
+link = "{tmp / "scale"}"
+initial_weight_g = 4200
+interval_s = 0.05
+[printer]
+type = "network"
+host = "127.0.0.1"
+port = {printer_port}
+timeout_s = 1.0
+[mqtt]
+enabled = true
+port = {broker_port}
+[storage]
+path = "{tmp / "station.db"}"
+[web]
+port = {web_port}
+""",
+        encoding="utf-8",
+    )
+
+
+def _start_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -> None:
+    web_port = free_port()
+    printer = PrinterListener(free_port())  # not listening yet: the printer is "off"
+    config = tmp_path / "station.toml"
+    _write_toml(config, tmp_path, web_port, printer.port, broker.port)
+    url = f"http://127.0.0.1:{web_port}"
+    central = Central(broker, "edge/test-site/lots")
+    broker.stop()  # the village link is down too
+    proc = _start_process(config, tmp_path / "station.log")
+    try:
+        with httpx.Client(base_url=url) as c:
+            wait_for(lambda: _up(c), 20, "the station process")
+            producer, product = _setup(c, 4200)
+            r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+            assert r.status_code == 201, r.text
+            lot_id = r.json()["id"]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        db = sqlite3.connect(tmp_path / "station.db")
+        assert db.execute("SELECT net_g FROM lots WHERE id = ?", [lot_id]).fetchone() == (4200,)
+        assert db.execute("SELECT status FROM outbox WHERE record_id = ?", [lot_id]).fetchone() == (
+            "pending",
+        )
+        job_status = db.execute(
+            "SELECT status FROM print_jobs WHERE record_id = ?", [lot_id]
+        ).fetchone()[0]
+        assert job_status in ("queued", "sending")
+        db.close()
+
+        broker.start()
+        printer.start()
+        proc = _start_process(config, tmp_path / "station.log")
+        with httpx.Client(base_url=url) as c:
+            wait_for(lambda: _up(c), 20, "the restarted station")
+            wait_for(lambda: lot_id in central.ids(), 20, "the lot at central")
+            wait_for(
+                lambda: c.get("/api/state").json()["outbox"]["pending"] == 0, 10, "outbox drained"
+            )
+            jobs = c.get("/api/print-jobs").json()
+            [job] = [j for j in jobs if j["record_id"] == lot_id]
+            if job_status == "sending":  # cut off mid-send: held until staff confirm, never lost
+                assert job["status"] == "held"
+            else:
+                printer.wait_for_jobs(1, timeout=10)
+                wait_for(
+                    lambda: c.get("/api/print-jobs").json()[0]["status"] == "printed", 10, "printed"
+                )
+    finally:
+        proc.kill()
+        proc.wait(10)
+        printer.stop()
+        central.close()
+    assert central.ids().count(lot_id) == 1
+
+
+def _up(c: httpx.Client) -> bool:
+    try:
+        return c.get("/api/state").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_scale_port_disappears_and_comes_back(tmp_path: Path) -> None:
+    with StationServer(station_config(tmp_path)) as server, httpx.Client(base_url=server.url) as c:
+        producer, product = _setup(c, 700)
+        c.post("/api/simulator", json={"connected": False})
+        wait_for(lambda: c.get("/api/state").json()["scale"]["status"] == "offline", 3, "offline")
+        r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+        assert r.json()["error"]["code"] == "scale_offline"
+        c.post("/api/simulator", json={"connected": True})
+        wait_for(
+            lambda: c.get("/api/state").json()["scale"]["status"] == "stable",
+            2.5,
+            "readings to resume within 2 s",
+        )
+        r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+        assert r.status_code == 201 and r.json()["net_g"] == 700
