@@ -10,6 +10,7 @@ scale cannot give a weight worth recording.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -58,6 +59,12 @@ _REFUSALS = {
     ),
 }
 
+_SAME_WEIGHING = (
+    "already_recorded",
+    "Lần cân này đã được ghi thành một lô. Nhấc hàng khỏi cân rồi đặt lô mới lên.",
+    "This weighing is already recorded as a lot. Take the produce off, then weigh the next lot.",
+)
+
 _NOT_POSITIVE = (
     "weight_not_positive",
     "Khối lượng bằng 0 hoặc âm. Đặt hàng lên cân (trừ bì nếu cần) rồi thử lại.",
@@ -83,6 +90,8 @@ class Station:
         self.scale: ScaleReader | None = None
         self.printer: PrinterWorker | None = None
         self.sync: MqttSync | None = None
+        self._record_lock = threading.Lock()
+        self._last_weighing = -1  # one lot per weighing: a double tap is refused
 
     def _open_store(self) -> Store:
         s = self.cfg.storage
@@ -161,8 +170,12 @@ class Station:
             raise Refused(*refusal)
         if state.weight_g is None or state.weight_g <= 0:
             raise Refused(*_NOT_POSITIVE)
-        frame = state.frame or ""
-        return self.db.record_lot(producer_id, product_id, state.weight_g, frame)
+        with self._record_lock:
+            if state.weighing == self._last_weighing:
+                raise Refused(*_SAME_WEIGHING)
+            lot = self.db.record_lot(producer_id, product_id, state.weight_g, state.frame or "")
+            self._last_weighing = state.weighing
+        return lot
 
     def start_of_today(self) -> str:
         local_midnight = datetime.combine(self.now().astimezone(self.tz).date(), time(), self.tz)

@@ -55,6 +55,22 @@ def test_record_lot_from_stable_weight(server: StationServer) -> None:
         assert (server.cfg.printer.dir / f"{lot['print_job_id']}.png").exists()  # type: ignore[union-attr]
 
 
+def test_one_weighing_gives_one_lot(server: StationServer) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        producer, product = _ids(c)
+        settle(c, 1800)
+        body = {"producer_id": producer, "product_id": product}
+        assert c.post("/api/lots", json=body).status_code == 201
+        again = c.post("/api/lots", json=body)
+        assert again.status_code == 409
+        assert again.json()["error"]["code"] == "already_recorded"
+        assert "Nhấc hàng khỏi cân" in again.json()["error"]["message"]
+        settle(c, 0)
+        settle(c, 1800)  # produce taken off and the next lot put on: a new weighing
+        assert c.post("/api/lots", json=body).status_code == 201
+        assert [lot["net_g"] for lot in c.get("/api/lots").json()] == [1800, 1800]
+
+
 @pytest.mark.parametrize(
     ("command", "code", "words"),
     [

@@ -60,6 +60,15 @@ def _setup(c: httpx.Client, grams: int) -> tuple[str, str]:
     return producer, product
 
 
+def _weigh_and_record(c: httpx.Client, producer: str, product: str, grams: int) -> dict[str, Any]:
+    """One weighing, one lot (the station refuses a second lot from the same weighing)."""
+    settle(c, grams)
+    r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
+    assert r.status_code == 201, r.text
+    lot: dict[str, Any] = r.json()
+    return lot
+
+
 def test_lot_label_reaches_a_tcp_printer_with_the_lot_id_in_its_qr(tmp_path: Path) -> None:
     with PrinterListener() as printer:
         cfg = station_config(
@@ -84,10 +93,7 @@ def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> N
     )
     with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
         producer, product = _setup(c, 900)
-        lots = [
-            c.post("/api/lots", json={"producer_id": producer, "product_id": product}).json()
-            for _ in range(3)
-        ]
+        lots = [_weigh_and_record(c, producer, product, 900 + i) for i in range(3)]
         wait_for(
             lambda: server.station.printer and server.station.printer.status.value == "offline",
             10,
@@ -121,10 +127,8 @@ def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Brok
             broker.stop()
             wait_for(lambda: c.get("/api/state").json()["link"] == "offline", 10, "station offline")
             ids = []
-            for _ in range(50):
-                r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
-                assert r.status_code == 201, r.text
-                ids.append(r.json()["id"])
+            for i in range(50):
+                ids.append(_weigh_and_record(c, producer, product, 1500 + i)["id"])
             assert c.get("/api/state").json()["outbox"]["pending"] == 50
             broker.start()
             wait_for(lambda: len(set(central.ids())) == 50, 30, "all 50 lots at central")

@@ -178,7 +178,14 @@ class ScaleReader(Worker):
             status = ScaleStatus.STABLE if reading.stable else ScaleStatus.UNSTABLE
             error = None
         with self._lock:
+            previous = self._state
+            weighing = previous.weighing
+            if status is ScaleStatus.STABLE and (
+                previous.status is not ScaleStatus.STABLE or previous.weight_g != reading.weight_g
+            ):
+                weighing += 1
             self._state = ScaleState(
+                weighing=weighing,
                 status=status,
                 weight_g=reading.weight_g if status is not ScaleStatus.OFFLINE else None,
                 net=reading.net,
@@ -192,6 +199,7 @@ class ScaleReader(Worker):
     def _set_offline(self, reason: str) -> None:
         with self._lock:
             self._state = ScaleState(
+                weighing=self._state.weighing,
                 status=ScaleStatus.OFFLINE,
                 weight_g=None,
                 net=False,

@@ -29,3 +29,6 @@ class ScaleState:
     escaped as ``\\xNN``), for error reports."""
     frame: str | None = None
     """The valid frame that gave ``status``/``weight_g``; None when offline."""
+    weighing: int = 0
+    """Counts stable weighings: grows each time the scale settles on a weight (entering
+    stable, or a different stable weight). Two lots from one weighing are a double tap."""

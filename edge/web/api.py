@@ -57,7 +57,7 @@ def state(request: Request) -> dict[str, Any]:
     scale = st.scale_state()
     printer = st.printer
     return {
-        "site": {"id": st.cfg.site.id, "name": st.cfg.site.name},
+        "site": {"id": st.cfg.site.id, "name": st.cfg.site.name, "timezone": st.cfg.site.timezone},
         "scale": {
             "status": scale.status.value,
             "weight_g": scale.weight_g,
