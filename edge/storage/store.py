@@ -130,39 +130,31 @@ class Store:
 
     # -- producers and products -------------------------------------------------------------
 
-    def add_producer(
-        self, name: str, phone: str | None = None, village: str | None = None
-    ) -> dict[str, Any]:
+    def _add_named(self, table: str, name: str, **fields: Any) -> dict[str, Any]:
+        """A producer or product: id, sequence number and audit entry in one transaction."""
         with self.write() as db:
             row: dict[str, Any] = {
                 "id": new_id(),
                 "seq": self._next_seq(db),
                 "site_id": self.site_id,
                 "name": name.strip(),
-                "phone": phone,
-                "village": village,
+                **fields,
                 "created_at": iso(self.now()),
             }
-            db.table("producers").insert(row)
-            self.audit(db, "producer.created", row["id"], name=row["name"])
+            db.table(table).insert(row)
+            self.audit(db, f"{table[:-1]}.created", row["id"], name=row["name"])
         return row
+
+    def add_producer(
+        self, name: str, phone: str | None = None, village: str | None = None
+    ) -> dict[str, Any]:
+        return self._add_named("producers", name, phone=phone, village=village)
 
     def list_producers(self) -> list[dict[str, Any]]:
         return self.rows("SELECT id, seq, name, phone, village FROM producers ORDER BY name")
 
     def add_product(self, name: str, unit_price_dong: int | None = None) -> dict[str, Any]:
-        with self.write() as db:
-            row: dict[str, Any] = {
-                "id": new_id(),
-                "seq": self._next_seq(db),
-                "site_id": self.site_id,
-                "name": name.strip(),
-                "unit_price_dong": unit_price_dong,
-                "created_at": iso(self.now()),
-            }
-            db.table("products").insert(row)
-            self.audit(db, "product.created", row["id"], name=row["name"])
-        return row
+        return self._add_named("products", name, unit_price_dong=unit_price_dong)
 
     def list_products(self) -> list[dict[str, Any]]:
         return self.rows("SELECT id, seq, name, unit_price_dong FROM products ORDER BY name")
