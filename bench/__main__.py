@@ -8,9 +8,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.scale import bench_stable_to_api
+from bench.scale_parse import bench_parse
 from edge.printer.escpos_out import raster_to_escpos
 from edge.printer.label import LotLabel, render_lot_label
-from edge.scale.stgs import StgsParser, encode_frame
 from edge.storage.store import Store
 
 
@@ -58,19 +59,8 @@ def bench_label(n: int = 50) -> None:
         print(f"label_{dots}_bytes {size} B")
 
 
-def bench_parser(frames: int = 100_000) -> None:
-    data = b"".join(encode_frame(1000 + (i % 5000)) for i in range(frames))
-    parser = StgsParser()
-    t0 = time.perf_counter()
-    count = 0
-    for i in range(0, len(data), 64):
-        count += len(parser.feed(data[i : i + 64]))
-    elapsed = time.perf_counter() - t0
-    assert count == frames, count
-    print(f"stgs_frames_per_s {frames / elapsed:,.0f} frames/s")
-
-
 if __name__ == "__main__":
     bench_record_lot()
     bench_label()
-    bench_parser()
+    bench_parse()
+    bench_stable_to_api()

@@ -11,10 +11,20 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+if TYPE_CHECKING:
+    from edge.scale.profiles import DriverSettings
 
 
 class _Section(BaseModel):
@@ -42,26 +52,101 @@ class SiteConfig(_Section):
         return value
 
 
-class SimulatedScaleConfig(_Section):
+class _ScaleCommon(_Section):
+    """Keys both kinds of scale share: the family, its profile, and overrides."""
+
+    protocol: str | None = Field(
+        None,
+        description="Frame family (edge.scale.protocols); default: the profile's, else stgs.",
+    )
+    profiles_dir: Path | None = Field(
+        None,
+        description="Folder of scale profiles; default: the source tree's firmware-config/scales.",
+    )
+    profile: str | None = Field(
+        None,
+        validate_default=True,
+        description="Scale profile: a name in profiles_dir (e.g. 'xk3190-w') or a .toml path; "
+        "default: the family's own <protocol>.toml when present.",
+    )
+    poll_rate_hz: float | None = Field(
+        None, gt=0, le=50, description="(polled families) poll commands per second."
+    )
+    stale_after_s: float | None = Field(
+        None, gt=0, description="No valid frame for this long = offline (default: the profile's)."
+    )
+    wire_log: Path | None = Field(
+        None, description="Log every byte in and out of the port to this file (off by default)."
+    )
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str | None) -> str | None:
+        if value is not None:
+            from edge.scale.protocols import get_protocol
+
+            get_protocol(value)  # ValueError naming the known families
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The profile (or the family's own) must exist, be valid and match ``protocol``."""
+        from edge.scale.profiles import find_profile
+
+        if "protocol" not in info.data or "profiles_dir" not in info.data:
+            return value  # those keys have their own errors
+        protocol, folder = info.data["protocol"], info.data["profiles_dir"]
+        found = find_profile(value, protocol, folder)  # ProfileError is a ValueError
+        if found and protocol is not None and found[0].protocol != protocol:
+            raise ValueError(
+                f"{found[1]} is for protocol {found[0].protocol!r}, not {protocol!r}; "
+                "remove scale.protocol or choose another profile"
+            )
+        return value
+
+    def line_overrides(self) -> dict[str, Any]:
+        return {}
+
+    def driver_settings(self) -> DriverSettings:
+        """Profile, protocol defaults and this section's overrides, merged."""
+        from edge.scale.profiles import driver_settings
+
+        return driver_settings(
+            profile=self.profile,
+            profiles_dir=self.profiles_dir,
+            protocol=self.protocol,
+            line=self.line_overrides(),
+            poll_rate_hz=self.poll_rate_hz,
+            stale_after_s=self.stale_after_s,
+        )
+
+
+class SimulatedScaleConfig(_ScaleCommon):
     type: Literal["simulated"] = "simulated"
     link: Path = Field(
         Path("var/scale-sim"),
         description="Symlink the simulator keeps pointing at its pseudo-terminal.",
     )
     initial_weight_g: int = Field(0, description="Weight on the simulated scale at start.")
-    interval_s: float = Field(0.1, gt=0, le=5, description="Seconds between frames.")
-    stale_after_s: float = Field(2.0, gt=0, description="No valid frame for this long = offline.")
+    interval_s: float = Field(0.1, gt=0, le=5, description="Seconds between streamed frames.")
 
 
-class SerialScaleConfig(_Section):
+class SerialScaleConfig(_ScaleCommon):
     type: Literal["serial"]
     port: str = Field(description="Serial device, ideally a /dev/serial/by-id/... name.")
-    protocol: Literal["stgs"] = Field("stgs", description="Frame family the indicator speaks.")
-    baudrate: int = Field(9600, description="Line speed.")
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    stale_after_s: float = Field(2.0, gt=0, description="No valid frame for this long = offline.")
+    baudrate: int | None = Field(None, gt=0, description="Line speed (default: the profile's).")
+    bytesize: Literal[7, 8] | None = None
+    parity: Literal["N", "E", "O"] | None = None
+    stopbits: Literal[1, 2] | None = None
+
+    def line_overrides(self) -> dict[str, Any]:
+        return {
+            "baudrate": self.baudrate,
+            "bytesize": self.bytesize,
+            "parity": self.parity,
+            "stopbits": self.stopbits,
+        }
 
 
 ScaleConfig = Annotated[SimulatedScaleConfig | SerialScaleConfig, Field(discriminator="type")]

@@ -5,6 +5,14 @@ off by a power cut, and starts one supervised worker per device plus the
 sync worker. Handlers call :meth:`Station.record_lot`, which refuses with a
 :class:`Refused` (a code and a message in Vietnamese and English) when the
 scale cannot give a weight worth recording.
+
+Tare and zero (:meth:`Station.tare`, :meth:`Station.zero`,
+:meth:`Station.clear_tare`): where the scale's family has the command, it is sent
+to the indicator through the reader thread and the result shows in the next
+frames (net weight, tare). Otherwise a tare is taken in software: the current
+stable gross weight is subtracted from every reading until cleared, and each lot
+records it (``tare_g``, ``tare_source = "software"``). There is no software zero:
+zeroing in software is not legal for trade, so staff use the indicator's key.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from edge.config import FilePrinterConfig, SimulatedScaleConfig, StationConfig
 from edge.ids import Now, iso, utc_now
 from edge.printer.transport import FileTransport, NetworkTransport, Transport
 from edge.printer.worker import PrinterWorker
-from edge.scale.reader import ScaleReader
+from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
 from edge.scale.state import ScaleState, ScaleStatus
 from edge.storage.outbox import Outbox
@@ -57,7 +65,62 @@ _REFUSALS = {
         "Cân chưa ổn định. Chờ số cân đứng yên rồi bấm lại.",
         "The weight is not stable. Wait until it settles, then press again.",
     ),
+    ScaleStatus.SETTLING: (
+        "scale_settling",
+        "Cân sắp ổn định. Chờ thêm một chút rồi bấm lại.",
+        "The weight is settling. Wait a moment, then press again.",
+    ),
+    ScaleStatus.UNDERLOAD: (
+        "scale_underload",
+        "Cân báo dưới mức 0. Nhấc hết hàng khỏi cân, bấm nút về 0 (ZERO) trên đầu cân rồi thử lại.",
+        "The scale reads below zero (underload). Clear the platform, press ZERO on the "
+        "indicator, then try again.",
+    ),
 }
+
+_TARE_NOTHING = (
+    "tare_nothing",
+    "Không có gì trên cân để trừ bì. Đặt bao bì hoặc thùng rỗng lên cân rồi bấm “Trừ bì”.",
+    "There is nothing on the scale to tare. Put the empty sack or crate on it, then press Tare.",
+)
+
+_TARE_ON_SCALE = (
+    "tare_on_scale",
+    "Cân đang tự trừ bì (khối lượng tịnh trên đầu cân). Bỏ trừ bì trên đầu cân trước.",
+    "The indicator already subtracts a tare (it shows a net weight). Clear it on the "
+    "indicator first.",
+)
+
+_CLEAR_ON_SCALE = (
+    "tare_on_scale",
+    "Bì đang được trừ trên đầu cân: bỏ trừ bì bằng nút trên đầu cân "
+    "(hoặc bấm “Trừ bì” khi bàn cân trống).",
+    "The tare is held by the indicator: clear it with the indicator's key (or press Tare "
+    "with the platform empty).",
+)
+
+_SCALE_MOVED = (
+    "scale_moved",
+    "Số cân vừa thay đổi. Chờ cân ổn định rồi bấm lại.",
+    "The weight just changed. Wait until it is stable, then press again.",
+)
+
+_NO_ZERO = (
+    "zero_unsupported",
+    "Cân này không nhận lệnh về 0 từ trạm. Nhấc hết hàng rồi bấm nút ZERO (→0←) trên đầu "
+    "cân. Trạm không tự về 0 bằng phần mềm vì như vậy không hợp lệ cho cân thương mại.",
+    "This scale takes no zero command from the station. Clear the platform and press ZERO "
+    "on the indicator. The station does not zero in software: that is not legal for trade.",
+)
+
+
+def _not_sent(what_vi: str, what_en: str, exc: CommandError) -> Refused:
+    return Refused(
+        "command_not_sent",
+        f"Không gửi được lệnh {what_vi} tới cân ({exc}). Kiểm tra cáp của cân rồi thử lại.",
+        f"The {what_en} command did not reach the scale ({exc}). Check its cable and try again.",
+    )
+
 
 _SAME_WEIGHING = (
     "already_recorded",
@@ -106,23 +169,7 @@ class Station:
             log.warning(
                 "%d print job(s) were cut off by a stop; staff must confirm a reprint", held
             )
-        scale_cfg = self.cfg.scale
-        if isinstance(scale_cfg, SimulatedScaleConfig):
-            self.simulator = ScaleSimulator(
-                scale_cfg.link, weight_g=scale_cfg.initial_weight_g, interval_s=scale_cfg.interval_s
-            )
-            self.simulator.start()
-            self.scale = ScaleReader(str(scale_cfg.link), stale_after_s=scale_cfg.stale_after_s)
-        else:
-            self.scale = ScaleReader(
-                scale_cfg.port,
-                baudrate=scale_cfg.baudrate,
-                bytesize=scale_cfg.bytesize,
-                parity=scale_cfg.parity,
-                stopbits=scale_cfg.stopbits,
-                stale_after_s=scale_cfg.stale_after_s,
-            )
-        self.scale.start()
+        self.scale = self._start_scale()
         self.printer = PrinterWorker(
             self._open_store(),
             make_transport(self.cfg),
@@ -135,6 +182,49 @@ class Station:
             self.sync = MqttSync(self.cfg.mqtt, self.cfg.site.id, Outbox(self._open_store()))
             self.sync.start()
         log.info("station %s started", self.cfg.site.id)
+
+    def _start_scale(self) -> ScaleReader:
+        scale_cfg = self.cfg.scale
+        settings = scale_cfg.driver_settings()
+        if isinstance(scale_cfg, SimulatedScaleConfig):
+            self.simulator = ScaleSimulator(
+                scale_cfg.link,
+                protocol=settings.protocol.name,
+                weight_g=scale_cfg.initial_weight_g,
+                interval_s=scale_cfg.interval_s,
+            )
+            self.simulator.start()
+            port = str(scale_cfg.link)
+        else:
+            port = scale_cfg.port
+        line = settings.line
+        reader = ScaleReader(
+            port,
+            protocol=settings.protocol,
+            baudrate=line.baudrate,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            stale_after_s=settings.stale_after_s,
+            window=settings.window,
+            poll_interval_s=settings.poll_interval_s,
+            poll_command=settings.poll_command,
+            silent_when_unchanged=settings.silent_when_unchanged,
+            overload_above_g=settings.overload_above_g,
+            wire_log=scale_cfg.wire_log,
+        )
+        log.info(
+            "scale on %s: %s, %d %d%s%d, profile %s",
+            port,
+            settings.protocol.name,
+            line.baudrate,
+            line.bytesize,
+            line.parity,
+            line.stopbits,
+            settings.profile or "(built-in defaults)",
+        )
+        reader.start()
+        return reader
 
     def stop(self) -> None:
         for worker in (self.sync, self.printer, self.scale):
@@ -163,6 +253,11 @@ class Station:
     def outbox_status(self) -> dict[str, object]:
         return Outbox(self.db).status()
 
+    def _reader(self) -> ScaleReader:
+        if self.scale is None:
+            raise RuntimeError("station not started")
+        return self.scale
+
     def record_lot(self, producer_id: str, product_id: str) -> Lot:
         state = self.scale_state()
         refusal = _REFUSALS.get(state.status)
@@ -173,9 +268,74 @@ class Station:
         with self._record_lock:
             if state.weighing == self._last_weighing:
                 raise Refused(*_SAME_WEIGHING)
-            lot = self.db.record_lot(producer_id, product_id, state.weight_g, state.frame or "")
+            lot = self.db.record_lot(
+                producer_id,
+                product_id,
+                state.weight_g,
+                state.frame or "",
+                tare_g=state.tare_g,
+                tare_source=state.tare_source,
+            )
             self._last_weighing = state.weighing
         return lot
+
+    # -- tare and zero ------------------------------------------------------------------
+
+    def tare_mode(self) -> str:
+        """``scale`` when the indicator takes a tare command, ``software`` otherwise."""
+        return "scale" if self._reader().protocol.tare_command else "software"
+
+    def can_zero(self) -> bool:
+        return self._reader().protocol.zero_command is not None
+
+    def tare(self) -> str:
+        """Tare now; returns where (``scale`` or ``software``). Refused when it cannot."""
+        reader = self._reader()
+        state = reader.state
+        command = reader.protocol.tare_command
+        if command is not None:
+            if state.status is ScaleStatus.OFFLINE:
+                raise Refused(*_REFUSALS[ScaleStatus.OFFLINE])
+            try:
+                reader.send_command(command)
+            except CommandError as exc:
+                raise _not_sent("trừ bì", "tare", exc) from None
+            log.info("tare command sent to the scale")
+            return "scale"
+        refusal = _REFUSALS.get(state.status)
+        if refusal is not None:
+            raise Refused(*refusal)
+        if state.tare_source == "scale":
+            raise Refused(*_TARE_ON_SCALE)
+        gross = (state.weight_g or 0) + (state.tare_g or 0)
+        if gross <= 0:
+            raise Refused(*_TARE_NOTHING)
+        if not reader.set_software_tare(gross, if_weighing=state.weighing):
+            raise Refused(*_SCALE_MOVED)
+        return "software"
+
+    def clear_tare(self) -> None:
+        """Drop the software tare; nothing to do when there is none."""
+        reader = self._reader()
+        if reader.software_tare_g is not None:
+            reader.set_software_tare(None)
+        elif reader.state.tare_source == "scale":
+            raise Refused(*_CLEAR_ON_SCALE)
+
+    def zero(self) -> None:
+        """Send the zero command; refused where the family has none (no software zero)."""
+        reader = self._reader()
+        command = reader.protocol.zero_command
+        if command is None:
+            raise Refused(*_NO_ZERO)
+        if reader.state.status is ScaleStatus.OFFLINE:
+            raise Refused(*_REFUSALS[ScaleStatus.OFFLINE])
+        try:
+            reader.send_command(command)
+        except CommandError as exc:
+            raise _not_sent("về 0", "zero", exc) from None
+        reader.forget_scale_tare()  # zeroing clears an indicator's tare
+        log.info("zero command sent to the scale")
 
     def start_of_today(self) -> str:
         local_midnight = datetime.combine(self.now().astimezone(self.tz).date(), time(), self.tz)

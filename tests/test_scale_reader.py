@@ -3,17 +3,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
+import threading
 import time
+import tty
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edge.scale.reader import ScaleReader
+from edge.scale.protocols import SimState, get_protocol, protocol_names
+from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
+from edge.scale.stability import StabilityWindow
 from edge.scale.state import ScaleState, ScaleStatus
+from edge.scale.wirelog import WireLog
 from tests.helpers import wait_for
 
 INTERVAL = 0.02
@@ -137,7 +145,7 @@ def test_only_noise_goes_offline_with_a_hint(sim: ScaleSimulator, reader: ScaleR
         time.sleep(INTERVAL)
     state = reader.state
     assert state.status is ScaleStatus.OFFLINE
-    assert state.error is not None and "not ST,GS frames" in state.error
+    assert state.error is not None and "not stgs frames" in state.error
     assert "\\x00\\xff wrong baud rate garbage" in state.recent_frames
 
 
@@ -355,3 +363,343 @@ def test_stop_removes_the_link(link: Path) -> None:
     assert not link.is_symlink()
     with pytest.raises(RuntimeError):
         _ = ScaleSimulator(link).device
+
+
+# -- any family, streaming or polled, against a peer of our own ---------------------------
+
+
+class PtyPeer:
+    """A scale of one family on a pseudo-terminal, built from the registry alone.
+
+    It answers a command only when asked (``spec.answer``), with tare and zero applied
+    to its state first (like an indicator); with ``stream_s`` it also streams
+    ``spec.encode`` frames, every frame or (``change_only``) only new ones. Everything
+    the reader writes is kept in ``received``. ``link`` is a by-id style symlink.
+    """
+
+    def __init__(
+        self,
+        link: Path,
+        protocol: str,
+        state: SimState,
+        *,
+        stream_s: float | None = None,
+        change_only: bool = False,
+    ) -> None:
+        self.link = link
+        self.spec = get_protocol(protocol)
+        self.stream_s = stream_s
+        self.change_only = change_only or self.spec.sends_on_change_only
+        self.answering = True
+        self.received = bytearray()
+        self.commands: list[bytes] = []
+        self._state = state
+        self._last_sent: bytes | None = None
+        self._inbox = bytearray()
+        self._fds: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        spec = self.spec
+        known = {spec.poll_command, spec.tare_command, spec.zero_command, *spec.harmless_queries}
+        self._known = sorted((c for c in known if c), key=len, reverse=True)
+
+    def __enter__(self) -> PtyPeer:
+        self.replug()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.unplug()
+
+    @property
+    def state(self) -> SimState:
+        with self._lock:
+            return self._state
+
+    def set(self, **changes: Any) -> None:
+        with self._lock:
+            self._state = dataclasses.replace(self._state, **changes)
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._fds is not None:
+                os.write(self._fds[0], data)
+
+    def unplug(self) -> None:
+        with self._lock:
+            self.link.unlink(missing_ok=True)
+            if self._fds is not None:
+                for fd in self._fds:
+                    os.close(fd)
+                self._fds = None
+
+    def replug(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.link.with_name(self.link.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.ttyname(slave))
+        with self._lock:
+            os.replace(tmp, self.link)
+            self._fds = (master, slave)
+            self._inbox.clear()
+
+    def _run(self) -> None:
+        next_frame = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                master = self._fds[0] if self._fds else None
+            if master is None:
+                self._stop.wait(0.01)
+                continue
+            try:
+                ready = select.select([master], [], [], 0.005)[0]
+                data = os.read(master, 4096) if ready else b""
+            except OSError:
+                data = b""  # unplugged meanwhile, or nothing after all
+            with self._lock:
+                self.received += data
+                self._inbox += data
+                while (command := self._next_command()) is not None:
+                    self._dispatch(command)
+                if self.stream_s is not None and time.monotonic() >= next_frame:
+                    next_frame = time.monotonic() + self.stream_s
+                    self._send(self.spec.encode(self._state))
+
+    def _next_command(self) -> bytes | None:
+        box = self._inbox
+        for known in self._known:
+            if box.startswith(known):
+                del box[: len(known)]
+                return known
+        if box and not any(known.startswith(box) for known in self._known):
+            del box[:1]  # not a command of this family: skip a byte
+            return self._next_command()
+        return None
+
+    def _dispatch(self, command: bytes) -> None:
+        self.commands.append(command)
+        s = self._state
+        gross = s.weight_g + s.tare_g if s.net else s.weight_g
+        if command == self.spec.tare_command:
+            self._state = dataclasses.replace(s, net=True, tare_g=gross, weight_g=0)
+        elif command == self.spec.zero_command:
+            self._state = dataclasses.replace(s, net=False, tare_g=0, weight_g=0)
+        reply = self.spec.answer(command, self._state)
+        if reply:
+            self._send(reply)
+
+    def _send(self, frame: bytes) -> None:
+        if self._fds is None or not self.answering:
+            return
+        if self.change_only and frame == self._last_sent:
+            return
+        os.write(self._fds[0], frame)
+        self._last_sent = frame
+
+
+POLL = 0.05  # poll 20 times a second in these tests
+
+
+def polled_reader(link: Path, protocol: str, **kwargs: Any) -> ScaleReader:
+    kwargs.setdefault("stale_after_s", STALE)
+    return ScaleReader(str(link), protocol=protocol, poll_interval_s=POLL, **kwargs)
+
+
+def test_polled_scale_answers_only_when_asked(link: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with PtyPeer(link, "mt-sics", SimState(1234, unit="g")) as peer:
+        reader = polled_reader(link, "mt-sics")
+        reader.start()
+        try:
+            state = wait_state(reader, is_stable(1234), "1234 g stable")
+            assert state.protocol == "mt-sics"
+            assert state.frame == "S S    1234.00 g"
+            wait_for(lambda: len(peer.commands) >= 10, 3, "ten polls")
+            assert set(peer.commands) == {b"SI\r\n"}
+            assert bytes(peer.received).replace(b"SI\r\n", b"") == b""  # nothing else sent
+            polls, started = len(peer.commands), time.monotonic()
+            wait_for(lambda: len(peer.commands) >= polls + 10, 3, "ten more polls")
+            rate = (len(peer.commands) - polls) / (time.monotonic() - started)
+            assert 5 <= rate <= 1.5 / POLL, f"{rate:.1f} polls/s"
+
+            peer.set(weight_g=2000, stable=False)
+            wait_state(reader, lambda s: s.weight_g == 2000, "2000 g")
+            assert reader.state.status is ScaleStatus.UNSTABLE
+            peer.set(stable=True)
+            wait_state(reader, is_stable(2000), "2000 g stable")
+
+            peer.answering = False  # the balance is switched off: no answer to the polls
+            quiet_at = time.monotonic()
+            state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 2)
+            assert STALE - 0.1 <= time.monotonic() - quiet_at <= STALE + 0.3
+            assert state.error == f"no answer to SI\\r\\n for {STALE:.1f} s"
+            assert state.recent_frames[-1] == "S S    2000.00 g"
+            # logged once, with the last frames seen, for the error report
+            [offline] = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
+            assert offline.endswith(
+                f"offline: {state.error}; last frames: " + " | ".join(state.recent_frames)
+            )
+            peer.answering = True
+            wait_state(reader, is_stable(2000), "stable again")
+        finally:
+            reader.stop()
+
+
+def test_polled_noise_never_gives_a_wrong_weight(link: Path) -> None:
+    with PtyPeer(link, "toledo-8217", SimState(1500)) as peer:
+        reader = polled_reader(link, "toledo-8217")
+        reader.start()
+        try:
+            wait_state(reader, is_stable(1500), "1500 g stable")
+            seen: list[ScaleState] = []
+            for noise in (b"\x029\r", b"\x0299.9x9\r", b"\xff\x00\x02", b"\x02?", b"12.345N\r"):
+                peer.write(noise)
+                seen += watch(reader, 0.05)
+            assert {s.weight_g for s in seen} <= {1500}
+            assert any("99.9x9" in f for s in seen for f in s.recent_frames)
+            wait_state(reader, is_stable(1500), "1500 g stable")
+        finally:
+            reader.stop()
+
+
+def test_change_only_scale_keeps_its_last_reading_while_polled(link: Path) -> None:
+    """Adam answers P only when the weight changed: silence is the same weight."""
+    with PtyPeer(link, "adam", SimState(2500)) as peer:
+        peer.answering = False  # nothing at all at first: the scale must answer once
+        reader = polled_reader(link, "adam", window=StabilityWindow(1, 50, 0.2))
+        reader.start()
+        try:
+            state = wait_state(
+                reader, lambda s: s.error is not None and "no answer to P for" in s.error, "no P"
+            )
+            assert state.status is ScaleStatus.OFFLINE
+            peer.answering = True
+            state = wait_state(reader, lambda s: s.weight_g == 2500, "2500 g")
+            assert state.status is ScaleStatus.SETTLING  # no flag: time will tell
+            wait_state(reader, is_stable(2500), "2500 g stable by time alone")
+            polls = len(peer.commands)
+            # three stale periods of silence: still 2500 g stable, and still polled
+            seen = watch(reader, 3 * STALE)
+            assert {(s.status, s.weight_g) for s in seen} == {(ScaleStatus.STABLE, 2500)}
+            assert len(peer.commands) >= polls + 10
+            peer.set(weight_g=3100)
+            wait_state(reader, lambda s: s.weight_g == 3100, "3100 g")
+            wait_state(reader, is_stable(3100), "3100 g stable")
+            peer.unplug()  # silence is trusted, a vanished port is not
+            wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 1)
+        finally:
+            reader.stop()
+
+
+def test_no_flag_family_is_stable_by_the_window(link: Path) -> None:
+    with PtyPeer(link, "xk3190-eq", SimState(3000), stream_s=INTERVAL) as peer:
+        window = StabilityWindow(readings=4, tolerance_g=10, settle_s=0.1)
+        reader = ScaleReader(str(link), protocol="xk3190-eq", window=window, stale_after_s=STALE)
+        reader.start()
+        try:
+            wait_state(reader, is_stable(3000), "3000 g stable")
+            peer.set(weight_g=5000)
+            state = wait_state(reader, lambda s: s.weight_g == 5000, "5000 g")
+            assert state.status in (ScaleStatus.UNSTABLE, ScaleStatus.SETTLING)
+            wait_state(reader, is_stable(5000), "5000 g stable")
+            assert reader.state.frame == "=000.5000"
+            jitter = [5000, 5300, 4700, 5600]
+            seen: list[ScaleState] = []
+            for i in range(12):
+                peer.set(weight_g=jitter[i % 4])
+                seen += watch(reader, INTERVAL)
+            assert ScaleStatus.STABLE not in {s.status for s in seen[3:]}
+        finally:
+            reader.stop()
+
+
+def test_polled_unplug_and_replug(link: Path) -> None:
+    with PtyPeer(link, "dini", SimState(4200)) as peer:
+        reader = polled_reader(link, "dini")
+        reader.start()
+        try:
+            wait_state(reader, is_stable(4200), "4200 g stable")
+            unplugged_at = time.monotonic()
+            peer.unplug()
+            state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 1)
+            assert time.monotonic() - unplugged_at < 0.5
+            assert state.error is not None and "disconnected" in state.error
+            peer.set(weight_g=4300)
+            replugged_at = time.monotonic()
+            peer.replug()
+            wait_state(reader, is_stable(4300), "4300 g after replug", timeout=2.5)
+            assert time.monotonic() - replugged_at < 2.0
+        finally:
+            reader.stop()
+
+
+def test_wire_log_has_both_directions(link: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "wire.log"
+    with PtyPeer(link, "mt-sics", SimState(750, unit="g")):
+        reader = polled_reader(link, "mt-sics", wire_log=log_file)
+        reader.start()
+        try:
+            wait_state(reader, is_stable(750), "750 g stable")
+        finally:
+            reader.stop()
+    lines = log_file.read_text(encoding="ascii").splitlines()
+    assert any(line.endswith(f"--  port {link} opened (mt-sics, 9600 8N1)") for line in lines)
+    assert any(line.endswith(" out SI\\r\\n") for line in lines)
+    assert any(" in  " in line and "S S     750.00 g\\r\\n" in line for line in lines)
+    assert lines[-1].endswith(f"port {link} reader stopped")
+    stamp = lines[0].split(" ")[0]
+    assert datetime.fromisoformat(stamp).tzinfo is not None
+
+
+def test_wire_log_rotates(tmp_path: Path) -> None:
+    wire = WireLog(tmp_path / "w.log", max_bytes=200)
+    for _ in range(20):
+        wire.received(b"ST,GS,+001.234kg\r\n\\\x00")
+    wire.note("end")
+    wire.close()
+    assert (tmp_path / "w.log.1").exists()
+    assert (tmp_path / "w.log").read_text().endswith(" --  end\n")
+    assert "ST,GS,+001.234kg\\r\\n\\\\\\x00" in (tmp_path / "w.log.1").read_text()
+
+
+def test_send_command_needs_an_open_port(link: Path) -> None:
+    reader = ScaleReader(str(link), protocol="mt-sics")
+    with pytest.raises(CommandError, match="not open"):
+        reader.send_command(b"T\r\n")
+
+
+def test_polled_family_needs_a_poll_command(link: Path) -> None:
+    spec = dataclasses.replace(get_protocol("mt-sics"), poll_command=None)
+    with pytest.raises(ValueError, match="no poll command"):
+        ScaleReader(str(link), protocol=spec)
+
+
+@pytest.mark.parametrize("protocol", protocol_names())
+def test_every_family_reads_through_the_driver(link: Path, protocol: str) -> None:
+    spec = get_protocol(protocol)
+    stream_s = INTERVAL if spec.mode == "stream" else None
+    with PtyPeer(link, protocol, SimState(2500, unit=spec.units[0]), stream_s=stream_s) as peer:
+        reader = ScaleReader(
+            str(link),
+            protocol=protocol,
+            poll_interval_s=POLL,
+            window=StabilityWindow(readings=2, tolerance_g=0, settle_s=0.05),
+            stale_after_s=STALE,
+        )
+        reader.start()
+        try:
+            wait_state(reader, is_stable(2500), f"{protocol}: 2500 g stable")
+            peer.set(weight_g=4000)
+            wait_state(reader, is_stable(4000), f"{protocol}: 4000 g stable")
+            sent = bytes(peer.received)
+            if spec.mode == "stream":
+                assert sent == b""  # a streaming scale is never written to
+            else:
+                assert sent and sent.replace(spec.poll_command or b"", b"") == b""
+        finally:
+            reader.stop()

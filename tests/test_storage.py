@@ -93,9 +93,9 @@ def test_migration_copies_database_first(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(dbmod, "migrations", lambda: [*real, extra])
     store = Store.open(path, "site-a", backup_dir=tmp_path / "backups")
     assert dbmod.schema_version(store.db) == len(real) + 1
-    [copy] = list((tmp_path / "backups").glob("m.db.v1-*.bak"))
+    [copy] = list((tmp_path / "backups").glob(f"m.db.v{len(real)}-*.bak"))
     old = sqlite3.connect(copy)
-    assert old.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert old.execute("PRAGMA user_version").fetchone()[0] == len(real)
     assert old.execute("SELECT count(*) FROM lots").fetchone()[0] == 1
     old.close()
 
@@ -106,12 +106,16 @@ def test_failed_migration_leaves_database_as_it_was(
     path = tmp_path / "m.db"
     Store.open(path, "site-a").close()
     real = dbmod.migrations()
-    broken = (len(real) + 1, "0002_broken.sql", "CREATE TABLE t(x);\nTHIS IS NOT SQL;")
+    broken = (
+        len(real) + 1,
+        f"{len(real) + 1:04d}_broken.sql",
+        "CREATE TABLE t(x);\nTHIS IS NOT SQL;",
+    )
     monkeypatch.setattr(dbmod, "migrations", lambda: [*real, broken])
-    with pytest.raises(dbmod.StorageError, match=r"0002_broken\.sql failed"):
+    with pytest.raises(dbmod.StorageError, match=rf"{len(real) + 1:04d}_broken\.sql failed"):
         Store.open(path, "site-a")
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(real)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0] == 0
 
 

@@ -60,7 +60,7 @@ def check_layout(page: Page, width: int, height: int, shot: Path) -> None:
     assert box is not None
     assert box["height"] >= 48, f"record button {box['height']} px tall at {width}x{height}"
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
-    for testid in ("producer-select", "product-select", "lang-toggle", "sim-set"):
+    for testid in ("producer-select", "product-select", "lang-toggle", "sim-set", "tare-button"):
         b = by_id(page, testid).bounding_box()
         assert b is not None and b["height"] >= 48, f"{testid} too small at {width}x{height}"
     page.screenshot(path=str(shot))
@@ -178,7 +178,37 @@ def test_record_a_lot_through_the_page(tmp_path: Path, browser: Browser) -> None
         )
         assert [a["actor"] for a in audit] == ["staff"]
 
-        # Usable with a thumb on a phone and on the 7-inch station screen.
+        # A software tare (the simulated "ST,GS" scale has no tare command): the crate's
+        # weight is subtracted and shown; no zero button (no software zero).
+        tare_info = by_id(page, "tare-info")
+        expect(tare_info).to_be_hidden()
+        expect(by_id(page, "zero-button")).to_be_hidden()
+        expect(by_id(page, "tare-clear-button")).to_be_hidden()
+        set_simulated(page, 400)
+        expect(by_id(page, "weight")).to_have_text("0,400 kg")
+        expect(by_id(page, "scale-status")).to_have_attribute("data-status", "stable")
+        by_id(page, "tare-button").click()
+        expect(tare_info).to_have_text("Trừ bì (phần mềm): 0,400 kg")
+        expect(message).to_contain_text("Đã trừ bì (phần mềm) 0,400 kg")
+        expect(by_id(page, "weight")).to_have_text("0,000 kg")
+        expect(page.locator(".weight-label")).to_have_text("Khối lượng tịnh")
+        set_simulated(page, 2900)
+        expect(by_id(page, "weight")).to_have_text("2,500 kg")
+        expect(record).to_be_enabled()
+        record.click()
+        expect(message).to_contain_text("Đã ghi lô số")
+        expect(message).to_contain_text("2,500 kg")
+        [tared] = server.station.db.rows(
+            "SELECT net_g, tare_g, tare_source FROM lots ORDER BY seq DESC LIMIT 1"
+        )
+        assert tared == {"net_g": 2500, "tare_g": 400, "tare_source": "software"}
+        expect(by_id(page, "tare-clear-button")).to_be_visible()
+
+        # Usable with a thumb on a phone and on the 7-inch station screen (tare shown).
         check_layout(page, 360, 740, tmp_path / "page-360x740.png")
         check_layout(page, 1024, 600, tmp_path / "page-1024x600.png")
+        by_id(page, "tare-clear-button").click()
+        expect(tare_info).to_be_hidden()
+        expect(by_id(page, "weight")).to_have_text("2,900 kg")
+        expect(message).to_contain_text("Đã bỏ trừ bì")
         assert errors == []

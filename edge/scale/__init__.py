@@ -1,11 +1,10 @@
-"""Serial weighing scales: the "ST,GS" frame parser, the reader thread, a simulator.
+"""Serial weighing scales.
 
-Modules: :mod:`~edge.scale.stgs` (pure parser), :mod:`~edge.scale.state` (snapshot),
-:mod:`~edge.scale.reader` (supervised reader), :mod:`~edge.scale.simulator` (pty scale),
-:mod:`~edge.scale.cli` (``edge scale ...``).
+Modules: :mod:`~edge.scale.protocols` (one pure parser and encoder per indicator family,
+and the registry), :mod:`~edge.scale.stability` (the software stability window),
+:mod:`~edge.scale.state` (the snapshot the station shows), :mod:`~edge.scale.reader`
+(supervised driver: streaming and polled), :mod:`~edge.scale.profiles` (per-model TOML
+profiles), :mod:`~edge.scale.simulator` (a scale on a pseudo-terminal),
+:mod:`~edge.scale.probe` (finding a port's protocol), :mod:`~edge.scale.cli`
+(``edge scale ...``).
 """
-
-from edge.scale.state import ScaleState, ScaleStatus
-from edge.scale.stgs import Reading, StgsParser, encode_frame, parse_frame
-
-__all__ = ["Reading", "ScaleState", "ScaleStatus", "StgsParser", "encode_frame", "parse_frame"]

@@ -45,7 +45,13 @@ class Lot:
     print_job_id: str
 
 
-def lot_payload(lot: Lot, boot: str, uptime: float) -> bytes:
+def lot_payload(
+    lot: Lot,
+    boot: str,
+    uptime: float,
+    tare_g: int | None = None,
+    tare_source: str | None = None,
+) -> bytes:
     """The lot message central receives (docs/mqtt.md); compact UTF-8 JSON."""
     body = {
         "v": PAYLOAD_VERSION,
@@ -60,6 +66,9 @@ def lot_payload(lot: Lot, boot: str, uptime: float) -> bytes:
         "boot_id": boot,
         "uptime_s": uptime,
     }
+    if tare_source is not None:  # issue 3: the tare subtracted, only when there was one
+        body["tare_g"] = tare_g
+        body["tare_source"] = tare_source
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -161,7 +170,16 @@ class Store:
 
     # -- lots ----------------------------------------------------------------------------------
 
-    def record_lot(self, producer_id: str, product_id: str, net_g: int, scale_frame: str) -> Lot:
+    def record_lot(
+        self,
+        producer_id: str,
+        product_id: str,
+        net_g: int,
+        scale_frame: str,
+        *,
+        tare_g: int | None = None,
+        tare_source: str | None = None,
+    ) -> Lot:
         """Lot + print job + outbox row + audit entry, in one transaction."""
         if net_g <= 0:
             raise ValueError("net weight must be positive")
@@ -197,6 +215,8 @@ class Store:
                     "product_id": product_id,
                     "net_g": net_g,
                     "scale_frame": scale_frame,
+                    "tare_g": tare_g,
+                    "tare_source": tare_source,
                     "recorded_at": now,
                     "boot_id": boot,
                     "uptime_s": uptime,
@@ -219,7 +239,7 @@ class Store:
                     "topic": LOT_TOPIC,
                     "record_id": lot.id,
                     "seq": lot.seq,
-                    "payload": lot_payload(lot, boot, uptime),
+                    "payload": lot_payload(lot, boot, uptime, tare_g, tare_source),
                     "status": "pending",
                     "attempts": 0,
                     "created_at": now,

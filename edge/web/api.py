@@ -51,21 +51,34 @@ def _station(request: Request) -> Station:
     return station
 
 
+def scale_json(st: Station) -> dict[str, Any]:
+    """The scale part of GET /api/state (also the answer of the tare/zero endpoints)."""
+    scale = st.scale_state()
+    return {
+        "status": scale.status.value,
+        "weight_g": scale.weight_g,
+        "net": scale.net,
+        "stable": scale.status.value == "stable",
+        "error": scale.error,
+        "simulated": st.simulator is not None,
+        "protocol": scale.protocol,
+        "tare_g": scale.tare_g,
+        "tare_source": scale.tare_source,
+        "tare_mode": st.tare_mode(),
+        "can_zero": st.can_zero(),
+        "weighing": scale.weighing,
+        "frame": scale.frame,
+        "recent_frames": list(scale.recent_frames),
+    }
+
+
 @router.get("/state")
 def state(request: Request) -> dict[str, Any]:
     st = _station(request)
-    scale = st.scale_state()
     printer = st.printer
     return {
         "site": {"id": st.cfg.site.id, "name": st.cfg.site.name, "timezone": st.cfg.site.timezone},
-        "scale": {
-            "status": scale.status.value,
-            "weight_g": scale.weight_g,
-            "net": scale.net,
-            "stable": scale.status.value == "stable",
-            "error": scale.error,
-            "simulated": st.simulator is not None,
-        },
+        "scale": scale_json(st),
         "printer": {
             "status": printer.status.value if printer else "offline",
             "error": printer.last_error if printer else None,
@@ -74,6 +87,28 @@ def state(request: Request) -> dict[str, Any]:
         "outbox": st.outbox_status(),
         "link": st.link_status().value,
     }
+
+
+@router.post("/scale/tare")
+def tare(request: Request) -> dict[str, Any]:
+    """Tare: the scale's own command where it has one, else a software tare."""
+    st = _station(request)
+    source = st.tare()
+    return {"done": "tare", "tare_source": source, "scale": scale_json(st)}
+
+
+@router.post("/scale/tare/clear")
+def clear_tare(request: Request) -> dict[str, Any]:
+    st = _station(request)
+    st.clear_tare()
+    return {"done": "tare_cleared", "scale": scale_json(st)}
+
+
+@router.post("/scale/zero")
+def zero(request: Request) -> dict[str, Any]:
+    st = _station(request)
+    st.zero()
+    return {"done": "zero", "scale": scale_json(st)}
 
 
 @router.get("/producers")

@@ -15,7 +15,7 @@
 
   const STRINGS = window.STATION_STRINGS;
 
-  const SCALE_STATUSES = ["stable", "unstable", "overload", "offline"];
+  const SCALE_STATUSES = ["stable", "settling", "unstable", "overload", "underload", "offline"];
 
   // ---------------------------------------------------------------- language
 
@@ -146,6 +146,10 @@
     scaleStatus: $("scale-status"),
     scaleStatusText: document.querySelector(".scale-status-text"),
     scaleDetail: $("scale-detail"),
+    tareInfo: $("tare-info"),
+    tareButton: $("tare-button"),
+    tareClear: $("tare-clear-button"),
+    zeroButton: $("zero-button"),
     producerSelect: $("producer-select"),
     productSelect: $("product-select"),
     producerToggle: $("producer-add-toggle"),
@@ -273,6 +277,7 @@
       renderWeight(null);
       el.weight.dataset.status = "unknown";
       el.scaleDetail.hidden = true;
+      renderTare(null, "unknown");
       for (const node of [el.outboxPending, el.linkStatus, el.printerStatus]) {
         node.textContent = "–";
         node.dataset.status = "unknown";
@@ -292,6 +297,7 @@
     const detail = status !== "stable" && sc.error ? String(sc.error) : "";
     el.scaleDetail.hidden = !detail;
     el.scaleDetail.textContent = detail;
+    renderTare(sc, status);
 
     el.sim.hidden = !sc.simulated;
 
@@ -322,6 +328,57 @@
     el.printerError.textContent = printer.error ? String(printer.error) : "";
 
     updateRecordButton();
+  }
+
+  /** What is subtracted (software or on the scale) and which tare/zero buttons apply. */
+  function renderTare(sc, status) {
+    const info = el.tareInfo;
+    let text = "";
+    if (sc && sc.tare_source === "software") {
+      text = t("tare_software", { weight: formatKg(sc.tare_g) });
+    } else if (sc && sc.tare_source === "scale") {
+      text = typeof sc.tare_g === "number" ? t("tare_scale", { weight: formatKg(sc.tare_g) }) : t("tare_scale_unknown");
+    }
+    info.hidden = !text;
+    info.textContent = text;
+    info.dataset.source = (sc && sc.tare_source) || "";
+    const live = Boolean(sc) && status !== "offline" && status !== "unknown";
+    const software = !sc || sc.tare_mode !== "scale";
+    el.tareButton.disabled = tareBusy || !live || (software && status !== "stable");
+    el.tareButton.dataset.mode = sc ? sc.tare_mode || "" : "";
+    el.tareClear.hidden = !(sc && sc.tare_source === "software");
+    el.tareClear.disabled = tareBusy;
+    el.zeroButton.hidden = !(sc && sc.can_zero);
+    el.zeroButton.disabled = tareBusy || !live;
+  }
+
+  let tareBusy = false;
+
+  async function scaleCommand(path, done) {
+    if (tareBusy) return;
+    tareBusy = true;
+    renderState();
+    try {
+      const res = await api("POST", path, undefined, 5000);
+      showMessage("ok", done(res));
+    } catch (err) {
+      showError(err);
+    } finally {
+      tareBusy = false;
+      pollState();
+    }
+  }
+
+  function wireTare() {
+    el.tareButton.addEventListener("click", () =>
+      scaleCommand("/scale/tare", (res) =>
+        res.tare_source === "software"
+          ? both("tare_done_software", (l) => ({ weight: formatKg(res.scale.tare_g, l) }))
+          : both("tare_done_scale"),
+      ),
+    );
+    el.tareClear.addEventListener("click", () => scaleCommand("/scale/tare/clear", () => both("tare_cleared")));
+    el.zeroButton.addEventListener("click", () => scaleCommand("/scale/zero", () => both("zero_done")));
   }
 
   let shownWeight = "";
@@ -767,6 +824,7 @@
     wireAddForm(el.producerToggle, el.producerForm, saveProducer);
     wireAddForm(el.productToggle, el.productForm, saveProduct);
     wireSimulator();
+    wireTare();
     window.addEventListener("resize", () => renderWeight(weightGrams));
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) pollState();
