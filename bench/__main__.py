@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.labels import bench_labels
+from bench.printing import bench_api_to_printer
 from bench.scale import bench_stable_to_api
 from bench.scale_parse import bench_parse
 from edge.printer.escpos_out import raster_to_escpos
@@ -62,5 +64,7 @@ def bench_label(n: int = 50) -> None:
 if __name__ == "__main__":
     bench_record_lot()
     bench_label()
+    bench_labels()
+    bench_api_to_printer()
     bench_parse()
     bench_stable_to_api()

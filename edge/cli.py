@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 from edge.config import ConfigError, StationConfig, load_config
+from edge.printer.label_cli import add_label_commands
+from edge.printer.printer_cli import add_label_print, add_printer_commands
 from edge.scale.cli import add_scale_commands
 
 
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_config_show)
 
     add_scale_commands(sub)
+    add_label_print(add_label_commands(sub))
+    add_printer_commands(sub)
 
     sim = sub.add_parser(
         "simulator",

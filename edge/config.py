@@ -17,13 +17,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 if TYPE_CHECKING:
+    from edge.printer.profiles import PrinterProfile
+    from edge.printer.uri import PrinterUri
     from edge.scale.profiles import DriverSettings
 
 
@@ -40,6 +45,10 @@ class SiteConfig(_Section):
     name: str = Field("Điểm thu gom mẫu", min_length=1, description="Name printed on labels.")
     timezone: str = Field(
         "Asia/Ho_Chi_Minh", description="Zone for dates on labels and for 'today' on the page."
+    )
+    key_file: Path = Field(
+        Path("var/site.key"),
+        description="The site's secret key signing label QR codes; created (0600) if missing.",
     )
 
     @field_validator("timezone")
@@ -152,21 +161,129 @@ class SerialScaleConfig(_ScaleCommon):
 ScaleConfig = Annotated[SimulatedScaleConfig | SerialScaleConfig, Field(discriminator="type")]
 
 
-class FilePrinterConfig(_Section):
+class _PrinterCommon(_Section):
+    """Keys every kind of printer shares: its profile and how its status is asked."""
+
+    profiles_dir: Path | None = Field(
+        None,
+        description="Folder of printer profiles; default: the source tree's "
+        "firmware-config/printers.",
+    )
+    profile: str | None = Field(
+        None,
+        validate_default=True,
+        description="Printer profile: a name in profiles_dir (e.g. 'epson-tm-t20ii') or a "
+        ".toml path; default: generic-58mm.",
+    )
+    paper_dots: Literal[384, 576] = Field(
+        384, description="Printable width: 58 mm=384, 80 mm=576; default: the profile's."
+    )
+    native_text: Literal["none", "tcvn3", "cp1258"] | None = Field(
+        None,
+        validate_default=True,
+        description="Print text jobs in the printer's own code page; default: the profile's.",
+    )
+    status_timeout_s: float = Field(
+        0.5, gt=0, le=10, description="Wait this long for each status reply; none = unknown."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_paper(cls, data: Any) -> Any:
+        """Without ``paper_dots``, the profile's (a broken profile is reported below)."""
+        if isinstance(data, dict) and "paper_dots" not in data:
+            from edge.printer.profiles import find_profile
+
+            try:
+                ref, folder = data.get("profile"), data.get("profiles_dir")
+                profile = find_profile(ref, Path(folder) if folder is not None else None)
+            except (ValueError, TypeError):
+                return data
+            return {**data, "paper_dots": profile.paper_dots}
+        return data
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from edge.printer.profiles import find_profile
+
+        if "profiles_dir" in info.data:
+            find_profile(value, info.data["profiles_dir"])  # PrinterProfileError: ValueError
+        return value
+
+    @field_validator("native_text")
+    @classmethod
+    def _pages_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from edge.printer.profiles import find_profile, with_native_text
+
+        if value is not None and "profile" in info.data and "profiles_dir" in info.data:
+            profile = find_profile(info.data["profile"], info.data["profiles_dir"])
+            with_native_text(profile, value)
+        return value
+
+    def printer_profile(self) -> PrinterProfile:
+        """The profile, with this section's ``native_text`` applied."""
+        from edge.printer.profiles import find_profile, with_native_text
+
+        return with_native_text(find_profile(self.profile, self.profiles_dir), self.native_text)
+
+
+class FilePrinterConfig(_PrinterCommon):
     type: Literal["file"] = "file"
     dir: Path = Field(Path("var/prints"), description="Folder for each job's .bin and .png.")
-    paper_dots: Literal[384, 576] = Field(384, description="Printable width: 58 mm=384, 80 mm=576.")
+
+    def printer_uri(self) -> PrinterUri:
+        from edge.printer.uri import FileUri
+
+        return FileUri(self.dir, folder=True)
 
 
-class NetworkPrinterConfig(_Section):
+class NetworkPrinterConfig(_PrinterCommon):
     type: Literal["network"]
     host: str = Field(description="Printer address (raw TCP, port 9100 style).")
     port: int = Field(9100, ge=1, le=65535)
     timeout_s: float = Field(5.0, gt=0)
-    paper_dots: Literal[384, 576] = Field(384, description="Printable width: 58 mm=384, 80 mm=576.")
+
+    def printer_uri(self) -> PrinterUri:
+        from edge.printer.uri import TcpUri
+
+        return TcpUri(self.host, self.port, self.timeout_s)
 
 
-PrinterConfig = Annotated[FilePrinterConfig | NetworkPrinterConfig, Field(discriminator="type")]
+class UriPrinterConfig(_PrinterCommon):
+    type: Literal["uri"] = "uri"
+    uri: str = Field(
+        description="tcp://host:port, usb://vid:pid, serial:///dev/...?baud=N, file:///path "
+        "or cups://queue (edge.printer.uri)."
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_parses(cls, value: str) -> str:
+        from edge.printer.uri import parse_printer_uri
+
+        parse_printer_uri(value)  # PrinterUriError (a ValueError) names the wrong part
+        return value
+
+    def printer_uri(self) -> PrinterUri:
+        from edge.printer.uri import parse_printer_uri
+
+        return parse_printer_uri(self.uri)
+
+
+def _printer_type(value: Any) -> str:
+    """The [printer] member: ``type``, else "uri" when a ``uri`` is given, else "file"."""
+    if isinstance(value, dict):
+        return str(value.get("type", "uri" if "uri" in value else "file"))
+    return str(getattr(value, "type", "file"))
+
+
+PrinterConfig = Annotated[
+    Annotated[FilePrinterConfig, Tag("file")]
+    | Annotated[NetworkPrinterConfig, Tag("network")]
+    | Annotated[UriPrinterConfig, Tag("uri")],
+    Discriminator(_printer_type),
+]
 
 
 class MqttConfig(_Section):
@@ -215,7 +332,11 @@ class ConfigError(Exception):
 _SECTIONS: dict[str, dict[str | None, type[BaseModel]]] = {
     "site": {None: SiteConfig},
     "scale": {"simulated": SimulatedScaleConfig, "serial": SerialScaleConfig},
-    "printer": {"file": FilePrinterConfig, "network": NetworkPrinterConfig},
+    "printer": {
+        "file": FilePrinterConfig,
+        "network": NetworkPrinterConfig,
+        "uri": UriPrinterConfig,
+    },
     "mqtt": {None: MqttConfig},
     "storage": {None: StorageConfig},
     "web": {None: WebConfig},

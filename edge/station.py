@@ -22,10 +22,11 @@ import threading
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from edge.config import FilePrinterConfig, SimulatedScaleConfig, StationConfig
+from edge.config import SimulatedScaleConfig, StationConfig
 from edge.ids import Now, iso, utc_now
-from edge.printer.transport import FileTransport, NetworkTransport, Transport
-from edge.printer.worker import PrinterWorker
+from edge.printer.payload import PayloadSigner, ensure_site_key
+from edge.printer.transport import Transport, transport_for
+from edge.printer.worker import PrinterWorker, kinds_renderer
 from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
 from edge.scale.state import ScaleState, ScaleStatus
@@ -136,10 +137,9 @@ _NOT_POSITIVE = (
 
 
 def make_transport(cfg: StationConfig) -> Transport:
+    """The printer's transport from [printer]: type file/network, or a ``uri``."""
     p = cfg.printer
-    if isinstance(p, FilePrinterConfig):
-        return FileTransport(p.dir)
-    return NetworkTransport(p.host, p.port, p.timeout_s)
+    return transport_for(p.printer_uri(), status_timeout_s=p.status_timeout_s)
 
 
 class Station:
@@ -170,12 +170,15 @@ class Station:
                 "%d print job(s) were cut off by a stop; staff must confirm a reprint", held
             )
         self.scale = self._start_scale()
+        profile = self.cfg.printer.printer_profile()
         self.printer = PrinterWorker(
             self._open_store(),
             make_transport(self.cfg),
             self.cfg.site.name,
-            self.cfg.printer.paper_dots,
+            self.cfg.printer.paper_dots or profile.paper_dots,
             self.tz,
+            profile=profile,
+            renderer=kinds_renderer(signer=self._signer, tz=self.tz),
         )
         self.printer.start()
         if self.cfg.mqtt.enabled:
@@ -225,6 +228,10 @@ class Station:
         )
         reader.start()
         return reader
+
+    def _signer(self) -> PayloadSigner:
+        """The site's QR signer; the key file is created on first use."""
+        return PayloadSigner(self.cfg.site.id, ensure_site_key(self.cfg.site.key_file))
 
     def stop(self) -> None:
         for worker in (self.sync, self.printer, self.scale):
@@ -277,6 +284,8 @@ class Station:
                 tare_source=state.tare_source,
             )
             self._last_weighing = state.weighing
+        if self.printer is not None:
+            self.printer.wake()  # print now, not at the worker's next idle poll
         return lot
 
     # -- tare and zero ------------------------------------------------------------------

@@ -84,7 +84,11 @@ class Broker:
 def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:
     """A station in ``tmp``: simulated scale, file printer, no broker, unless overridden."""
     data: dict[str, Any] = {
-        "site": {"id": "test-site", "name": "Điểm thu gom Sìn Hồ"},
+        "site": {
+            "id": "test-site",
+            "name": "Điểm thu gom Sìn Hồ",
+            "key_file": str(tmp / "site.key"),
+        },
         "scale": {
             "type": "simulated",
             "link": str(tmp / "scale"),

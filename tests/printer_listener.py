@@ -1,30 +1,60 @@
 """A fake network printer for tests: a real TCP server on 127.0.0.1 (port 9100 style).
 
 Every accepted connection's bytes up to EOF form one job in ``jobs`` (connections that
-sent nothing are only counted; connections cut off before EOF go to ``aborted``).
-``stop()`` closes the listening socket, so new connects are refused, like a printer that
-is switched off; ``restart()`` listens again on the same port.
+sent nothing but status queries are only counted; connections cut off before EOF go to
+``aborted``). ``stop()`` closes the listening socket, so new connects are refused, like a
+printer that is switched off; ``restart()`` listens again on the same port.
+
+Status, as a real ESC/POS printer: real-time status requests (``DLE EOT n``, n = 1..4) at
+the start of a connection are answered with one byte each, from the state set with
+:meth:`set_state` (paper ok / near end / out, cover open, error) at any time; they are
+counted in ``status_queries`` and are not part of the job. ``answer_status=False`` is a
+printer that ignores them (python-escpos would call that "paper present").
+
+Misbehaviour: ``stall`` accepts and never reads (hung mid-job); ``cut_after=N`` reads N
+bytes of the job, then drops the connection with a reset, as a printer switched off
+mid-job does (with a small receive buffer, so the sender cannot have had everything
+acknowledged by then).
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 
+from edge.printer.status import Paper, reply_bytes
+
 POLL_S = 0.02
+DLE_EOT = b"\x10\x04"
 
 
 class PrinterListener:
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", *, stall: bool = False) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        stall: bool = False,
+        answer_status: bool = True,
+        cut_after: int | None = None,
+    ) -> None:
         self.host = host
         self.port = port  # 0 = pick a free port at the first start(); then kept
         self.stall = stall  # accept, then never read: a printer hung mid-job
+        self.answer_status = answer_status
+        self.cut_after = cut_after
         self.jobs: list[bytes] = []
         self.aborted: list[bytes] = []
+        self.first_job_byte_at: list[float] = []  # time.perf_counter() of each job's 1st byte
+        self.status_queries: list[int] = []
         self.connections = 0
+        self.paper = Paper.OK
+        self.cover_open = False
+        self.error = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._server: socket.socket | None = None
@@ -36,7 +66,7 @@ class PrinterListener:
             raise RuntimeError("listener already started")
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.stall:  # inherited by accepted sockets: the peer's sendall blocks sooner
+        if self.stall or self.cut_after is not None:  # inherited by accepted sockets
             server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
             server.bind((self.host, self.port))
@@ -78,6 +108,30 @@ class PrinterListener:
     ) -> None:
         self.stop()
 
+    # -- state -------------------------------------------------------------------------
+    def set_state(
+        self,
+        *,
+        paper: Paper | None = None,
+        cover_open: bool | None = None,
+        error: bool | None = None,
+    ) -> None:
+        """Change what the next status replies say (paper, cover, error)."""
+        with self._cond:
+            if paper is not None:
+                self.paper = paper
+            if cover_open is not None:
+                self.cover_open = cover_open
+            if error is not None:
+                self.error = error
+
+    def _reply(self, n: int) -> bytes:
+        with self._cond:
+            self.status_queries.append(n)
+            replies = reply_bytes(cover_open=self.cover_open, paper=self.paper, error=self.error)
+            self._cond.notify_all()
+        return bytes([replies[n]]) if self.answer_status else b""
+
     # -- results -----------------------------------------------------------------------
     def wait_for_jobs(self, n: int, timeout: float = 5.0) -> list[bytes]:
         """Wait until at least ``n`` jobs arrived; return them all (oldest first)."""
@@ -88,6 +142,18 @@ class PrinterListener:
                     f"({self.connections} connection(s), {len(self.aborted)} aborted)"
                 )
             return list(self.jobs)
+
+    def wait_for_queries(self, n: int, timeout: float = 5.0) -> None:
+        """Wait until at least ``n`` status queries came in."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.status_queries) >= n, timeout):
+                raise TimeoutError(f"expected {n} status queries, got {len(self.status_queries)}")
+
+    def wait_for_aborted(self, n: int, timeout: float = 5.0) -> list[bytes]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.aborted) >= n, timeout):
+                raise TimeoutError(f"expected {n} aborted job(s), got {len(self.aborted)}")
+            return list(self.aborted)
 
     # -- threads -----------------------------------------------------------------------
     def _spawn(self, target: Callable[[socket.socket], None], arg: socket.socket) -> None:
@@ -108,16 +174,21 @@ class PrinterListener:
             self._spawn(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
-        chunks: list[bytes] = []
-        complete = False
+        job = bytearray()
+        prefix = bytearray()  # bytes before the job: status requests (or part of one)
+        in_job = False
+        complete = cut = False
         with conn:
             conn.settimeout(POLL_S)
             while not self._stop.is_set():
                 if self.stall:
                     time.sleep(POLL_S)
                     continue
+                want = 65536
+                if in_job and self.cut_after is not None:
+                    want = max(1, self.cut_after - len(job))
                 try:
-                    chunk = conn.recv(65536)
+                    chunk = conn.recv(want)
                 except TimeoutError:
                     continue
                 except OSError:
@@ -125,10 +196,28 @@ class PrinterListener:
                 if not chunk:
                     complete = True
                     break
-                chunks.append(chunk)
-        data = b"".join(chunks)
+                if not in_job:
+                    prefix += chunk
+                    while prefix[:2] == DLE_EOT and len(prefix) >= 3 and 1 <= prefix[2] <= 4:
+                        answer = self._reply(prefix[2])
+                        del prefix[:3]
+                        if answer:
+                            conn.sendall(answer)
+                    if not prefix or DLE_EOT.startswith(bytes(prefix)):
+                        continue  # only queries so far, or the start of one
+                    in_job = True
+                    chunk, prefix = bytes(prefix), bytearray()
+                    with self._cond:
+                        self.first_job_byte_at.append(time.perf_counter())
+                job += chunk
+                if self.cut_after is not None and len(job) >= self.cut_after:
+                    del job[self.cut_after :]  # what it printed before it went off
+                    cut = True  # switched off mid-job: reset, unread bytes are lost
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    break
+        data = bytes(job)
         with self._cond:
-            if not complete:
+            if cut or not complete:
                 self.aborted.append(data)
             elif data:
                 self.jobs.append(data)

@@ -229,3 +229,32 @@ def test_decoder_stacks_only_adjacent_equal_width_raster_blocks() -> None:
     (img,) = decode(block).images
     assert img.getpixel((0, 0)) == 0 and img.getpixel((7, 1)) == 0  # black = printed
     assert img.getpixel((1, 0)) != 0
+
+
+def test_packed_raster_equals_python_escpos_image_output() -> None:
+    """raster_to_escpos packs GS v 0 itself for speed; it must equal python-escpos's own."""
+    import copy
+    import random
+
+    from escpos.printer import Dummy
+    from PIL import Image
+
+    from edge.printer.escpos_out import raster_to_escpos
+
+    rng = random.Random(7)
+    for width, height in ((8, 1), (200, 37), (384, 960), (384, 961), (576, 2000)):
+        img = Image.frombytes("1", (width, height), rng.randbytes((width + 7) // 8 * height))
+        printer = Dummy(profile="default")
+        data = copy.deepcopy(printer.profile.profile_data)
+        data["media"]["width"]["pixels"] = width
+        printer.profile.profile_data = data
+        printer.hw("INIT")
+        printer.image(
+            img,
+            impl="bitImageRaster",
+            high_density_vertical=True,
+            high_density_horizontal=True,
+            center=False,
+        )
+        printer.cut(mode="FULL", feed=True)
+        assert raster_to_escpos(img) == printer.output, (width, height)

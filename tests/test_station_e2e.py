@@ -19,6 +19,8 @@ import paho.mqtt.client as mqtt
 import zxingcpp
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.cli import main
+from edge.printer.payload import load_site_key, verify
 from tests.escpos_decode import decode
 from tests.helpers import Broker, StationServer, free_port, settle, station_config, wait_for
 from tests.printer_listener import PrinterListener
@@ -81,8 +83,12 @@ def test_lot_label_reaches_a_tcp_printer_with_the_lot_id_in_its_qr(tmp_path: Pat
     decoded = decode(printer.jobs[0])
     assert decoded.cuts == 1
     [image] = decoded.images
-    codes = zxingcpp.read_barcodes(image.convert("L"))
-    assert [code.text for code in codes] == [lot["id"]]
+    [code] = zxingcpp.read_barcodes(image.convert("L"))
+    key = load_site_key(cfg.site.key_file)
+    assert verify(code.text, key, site="test-site").ref == lot["id"]
+    assert main(["label", "verify", code.text, "--key-file", str(cfg.site.key_file)]) == 0
+    forged = code.text[:-1] + ("A" if code.text[-1] != "A" else "B")
+    assert main(["label", "verify", forged, "--key-file", str(cfg.site.key_file)]) != 0
 
 
 def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> None:
@@ -110,8 +116,10 @@ def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> N
             )
         finally:
             printer.stop()
+    key = load_site_key(cfg.site.key_file)
     printed = [
-        zxingcpp.read_barcodes(decode(job).images[0].convert("L"))[0].text for job in printer.jobs
+        verify(zxingcpp.read_barcodes(decode(job).images[0].convert("L"))[0].text, key).ref
+        for job in printer.jobs
     ]
     assert sorted(printed) == sorted(lot["id"] for lot in lots)
     assert len(printer.jobs) == 3, "each job printed exactly once"
@@ -148,6 +156,7 @@ def _write_toml(path: Path, tmp: Path, web_port: int, printer_port: int, broker_
 [site]
 id = "test-site"
 name = "Điểm thu gom Sìn Hồ"
+key_file = "{tmp / "site.key"}"
 [scale]
 type = "simulated"
 link = "{tmp / "scale"}"

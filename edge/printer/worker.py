@@ -1,42 +1,111 @@
-"""The printer worker: takes queued jobs oldest first, renders the label,
-sends it, and marks it printed only after the transport took every byte.
-While the printer is unreachable the job goes back to the queue and the
-worker retries with back-off; the queue order is kept."""
+"""The printer worker: takes queued jobs oldest first, renders the label, asks the printer
+its status, sends the job, and marks it printed only after the transport took every byte.
+
+* Printer unreachable: the job stays queued, the worker retries with back-off (status
+  ``offline``); the queue order is kept.
+* Printer out of paper, cover open, in error or off-line (DLE EOT replies): nothing is
+  sent, the job stays queued, the worker's state says why ("hết giấy"...) and it asks
+  again every ``hold_retry_s``; when the printer is ready the queue drains in order.
+* Status unknown (the connection cannot read, or the printer does not answer): the job is
+  printed, but the state says "unknown", never "fine".
+* Cut off mid-job (:class:`PrinterInterrupted`): the job is held; it prints again only
+  when staff confirm, so a label is never doubled silently.
+
+A job is rendered from its kind: a ``lot`` job without data from its lot row (the lot tag
+of :mod:`edge.printer.label`), ``text`` jobs by :mod:`edge.printer.textjob`, every other
+kind from its JSON data by the label kinds' ``render_label``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Callable
 from datetime import tzinfo
 from enum import StrEnum
+from typing import Any
 
-from edge.ids import parse_iso
+from PIL import Image
+
+from edge.ids import iso, parse_iso, utc_now
 from edge.printer.escpos_out import preview_png, raster_to_escpos
-from edge.printer.label import LotLabel, render_lot_label
-from edge.printer.transport import PrinterUnavailable, Transport
+from edge.printer.profiles import FALLBACK, PrinterProfile
+from edge.printer.status import Condition, StatusReport
+from edge.printer.textjob import text_job
+from edge.printer.transport import PrinterInterrupted, PrinterUnavailable, Transport
 from edge.storage.print_queue import PrintQueue
 from edge.storage.store import NotFound, Store
 from edge.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
+Renderer = Callable[[str, dict[str, Any], int], Image.Image]
+"""(kind, data, width_dots) -> the label raster, for kinds printed from their data."""
+
 
 class PrinterStatus(StrEnum):
     READY = "ready"
-    OFFLINE = "offline"
+    OFFLINE = "offline"  # unreachable, or the printer says it is off-line
+    PAPER_OUT = "paper_out"
+    COVER_OPEN = "cover_open"
+    ERROR = "error"
 
 
-def lot_label(store: Store, lot_id: str, site_name: str) -> LotLabel:
+_HELD_STATUS = {
+    Condition.PAPER_OUT: PrinterStatus.PAPER_OUT,
+    Condition.COVER_OPEN: PrinterStatus.COVER_OPEN,
+    Condition.ERROR: PrinterStatus.ERROR,
+    Condition.OFFLINE: PrinterStatus.OFFLINE,
+}
+
+
+_NOT_ASKED = (
+    "Không hỏi được trạng thái máy in qua kết nối này; không biết còn giấy hay không.",
+    "The printer's status cannot be asked over this connection; paper and cover are unknown.",
+)
+
+
+class JobError(Exception):
+    """A job that can never be printed as it is (unknown kind, bad data, record gone)."""
+
+
+def lot_data(store: Store, lot_id: str, site_name: str) -> dict[str, Any]:
+    """The lot tag's data (kind ``lot``) from the recorded lot."""
     lot = store.get_lot(lot_id)
-    return LotLabel(
-        site_name=site_name,
-        producer_name=lot.producer_name,
-        product_name=lot.product_name,
-        net_g=lot.net_g,
-        recorded_at=parse_iso(lot.recorded_at),
-        lot_id=lot.id,
-        seq=lot.seq,
-        qr_payload=lot.id,
-    )
+    return {
+        "collection_point": site_name,
+        "lot_id": lot.id,
+        "seq": lot.seq,
+        "farmer": lot.producer_name,
+        "product": lot.product_name,
+        "net_g": lot.net_g,
+        "recorded_at": parse_iso(lot.recorded_at),
+    }
+
+
+def kinds_renderer(signer: Callable[[], Any] | None = None, tz: tzinfo | None = None) -> Renderer:
+    """A renderer for the label kinds (:func:`edge.printer.label.render_label`).
+
+    ``signer`` makes the site's payload signer (edge.printer.payload.PayloadSigner) when a
+    kind with a signed QR code is first printed; without one, those kinds fail (JobError).
+    """
+    made: list[Any] = []
+
+    def render(kind: str, data: dict[str, Any], width_dots: int) -> Image.Image:
+        from edge.printer.label import render_label
+
+        if signer is not None and not made:
+            try:
+                made.append(signer())
+            except Exception as exc:  # key file unreadable...: this job cannot print now
+                raise JobError(f"cannot sign the {kind} label's QR code: {exc}") from exc
+        try:
+            return render_label(kind, data, width_dots, signer=made[0] if made else None, tz=tz)
+        except ValueError as exc:  # unknown kind, data that does not fit, no signer
+            raise JobError(str(exc)) from exc
+
+    return render
 
 
 class PrinterWorker(Worker):
@@ -50,8 +119,13 @@ class PrinterWorker(Worker):
         paper_dots: int,
         tz: tzinfo | None = None,
         idle_s: float = 0.2,
+        *,
+        profile: PrinterProfile = FALLBACK,
+        renderer: Renderer | None = None,
+        hold_retry_s: float = 1.0,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(Backoff(base_s=0.5, cap_s=5.0))
+        super().__init__(backoff or Backoff(base_s=0.5, cap_s=5.0))
         self.store = store
         self.queue = PrintQueue(store)
         self.transport = transport
@@ -59,28 +133,136 @@ class PrinterWorker(Worker):
         self.paper_dots = paper_dots
         self.tz = tz
         self.idle_s = idle_s
+        self.profile = profile
+        self.renderer = renderer or kinds_renderer(tz=tz)
+        self.hold_retry_s = hold_retry_s
         self.status = PrinterStatus.READY
+        self.report: StatusReport | None = None  # the last status the printer gave
+        self.checked_at: str | None = None
+        self.message: str | None = None  # why it is not printing (Vietnamese), for the page
+        self.message_en: str | None = None
+        self._wake = threading.Event()
+        self._last: tuple[str, bytes, bytes] | None = None  # (job id, bytes, png)
 
+    # -- for the station and the page ------------------------------------------------
+    def wake(self) -> None:
+        """A job was queued: look at the queue now instead of at the next idle poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._wake.set()
+        super().stop(timeout)
+
+    def state_json(self) -> dict[str, Any]:
+        """The printer part of GET /api/state: status, why, and what the printer said."""
+        report = self.report
+        return {
+            "status": self.status.value,
+            "error": self.message,  # Vietnamese, shown by the page when not ready
+            "error_en": self.message_en,
+            "condition": report.condition.value if report else "unknown",
+            "paper": report.paper.value if report else "unknown",
+            "cover_open": report.cover_open if report else None,
+            "checked_at": self.checked_at,
+            "printer": self.transport.description,
+        }
+
+    # -- the loop ---------------------------------------------------------------------
     def step(self) -> None:
         job = self.queue.next_queued()
         if job is None:
-            self.wait(self.idle_s)
+            self._wake.wait(self.idle_s)
+            self._wake.clear()
             return
+        if self._last is not None and self._last[0] == job["id"]:
+            _, data, png = self._last  # waiting for paper: not rendered again every retry
+        else:
+            try:
+                data, png = self.render(job)
+            except (JobError, NotFound) as exc:
+                self.queue.mark_failed(job["id"], str(exc))
+                return
+            self._last = (job["id"], data, png)
         try:
-            label = lot_label(self.store, job["record_id"], self.site_name)
-        except NotFound as exc:
-            self.queue.mark_failed(job["id"], str(exc))
-            return
-        image = render_lot_label(label, self.paper_dots, tz=self.tz)
-        data, png = raster_to_escpos(image), preview_png(image)
-        self.queue.mark_sending(job["id"])
-        try:
-            self.transport.send(job["id"], data, png)
+            conn = self.transport.connect()
         except PrinterUnavailable as exc:
-            self.queue.mark_waiting(job["id"], str(exc))
-            self.status = PrinterStatus.OFFLINE
+            self._unreachable(job, exc)
             raise
+        with conn:
+            try:
+                asked = self.profile.status and conn.can_read
+                report = conn.status() if asked else None
+            except PrinterUnavailable as exc:
+                self._unreachable(job, exc)
+                raise
+            if report is not None and not self._may_print(job, report):
+                self.wait(self.hold_retry_s)
+                return
+            self.queue.mark_sending(job["id"])
+            try:
+                conn.send(job["id"], data, png)
+            except PrinterInterrupted as exc:
+                self.queue.mark_held(job["id"], str(exc), exc.sent)
+                self._set(PrinterStatus.OFFLINE, str(exc), str(exc))
+                raise
+            except PrinterUnavailable as exc:  # nothing delivered: back to the queue
+                self.queue.mark_waiting(job["id"], str(exc), "unreachable")
+                self._set(PrinterStatus.OFFLINE, str(exc), str(exc))
+                raise
         self.queue.mark_printed(job["id"])
         if self.status is not PrinterStatus.READY:
             log.info("printer %s is back", self.transport.description)
-        self.status = PrinterStatus.READY
+        vi, en = _NOT_ASKED if report is None else (None, None)
+        if report is not None and (
+            report.condition is Condition.UNKNOWN or report.paper.value == "near_end"
+        ):
+            vi, en = report.message()
+        self._set(PrinterStatus.READY, vi, en)
+
+    def _may_print(self, job: dict[str, Any], report: StatusReport) -> bool:
+        """Record what the printer said; False (job stays queued) when it cannot print."""
+        self.report = report
+        self.checked_at = iso(utc_now())
+        held = _HELD_STATUS.get(report.condition)
+        if held is None:
+            return True
+        vi, en = report.message()
+        if self.status is not held:
+            waiting = self.queue.counts()["queued"]
+            log.warning("%s: %s; %d job(s) wait", self.transport.description, en, waiting)
+        self._note_waiting(job, f"{vi} ({en})", report.condition.value)
+        self._set(held, vi, en)
+        return False
+
+    def _unreachable(self, job: dict[str, Any], exc: PrinterUnavailable) -> None:
+        self._note_waiting(job, str(exc), "unreachable")
+        self._set(PrinterStatus.OFFLINE, str(exc), str(exc))
+
+    def _note_waiting(self, job: dict[str, Any], error: str, printer_status: str) -> None:
+        """Keep the job queued with why; written only when the reason changed (no write
+        to the SD card every retry while the paper is out)."""
+        if job.get("status") != "queued" or (job.get("last_error"), job.get("printer_status")) != (
+            error,
+            printer_status,
+        ):
+            self.queue.mark_waiting(job["id"], error, printer_status)
+
+    def _set(self, status: PrinterStatus, vi: str | None, en: str | None) -> None:
+        self.status, self.message, self.message_en = status, vi, en
+
+    def render(self, job: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(ESC/POS bytes, preview PNG) for a queued job."""
+        kind, raw = job["kind"], job.get("data")
+        data: dict[str, Any] | None = json.loads(raw) if raw else None
+        if kind == "lot" and data is None:
+            data = lot_data(self.store, job["record_id"], self.site_name)
+        if data is None:
+            raise JobError(f"{kind} job {job['id']} has no data to print")
+        elif kind == "text":
+            lines = data.get("lines")
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise JobError(f"text job {job['id']}: data.lines must be a list of strings")
+            return text_job(lines, self.paper_dots, self.profile)
+        else:
+            image = self.renderer(kind, data, self.paper_dots)
+        return raster_to_escpos(image), preview_png(image)

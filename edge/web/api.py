@@ -80,8 +80,7 @@ def state(request: Request) -> dict[str, Any]:
         "site": {"id": st.cfg.site.id, "name": st.cfg.site.name, "timezone": st.cfg.site.timezone},
         "scale": scale_json(st),
         "printer": {
-            "status": printer.status.value if printer else "offline",
-            "error": printer.last_error if printer else None,
+            **(printer.state_json() if printer else {"status": "offline", "error": None}),
             "jobs": PrintQueue(st.db).counts(),
         },
         "outbox": st.outbox_status(),
@@ -150,10 +149,13 @@ def print_jobs(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/print-jobs/{job_id}/reprint")
 def reprint(job_id: str, body: Reprint, request: Request) -> dict[str, str]:
+    st = _station(request)
     try:
-        PrintQueue(_station(request).db).requeue(job_id, body.actor, body.reason)
+        PrintQueue(st.db).requeue(job_id, body.actor, body.reason)
     except ValueError as exc:
         raise Refused("not_reprintable", f"Không in lại được: {exc}", str(exc)) from None
+    if st.printer is not None:
+        st.printer.wake()
     return {"id": job_id, "status": "queued"}
 
 

@@ -1,0 +1,204 @@
+"""Printer profiles: one TOML file per printer model in ``firmware-config/printers/``.
+
+A profile says what the station cannot ask the printer: the paper and how many dots it
+prints across, whether it has a cutter, whether it answers real-time status queries, which
+python-escpos capability profile fits it, and the numbers of its Vietnamese code pages.
+Example::
+
+    title = "Epson TM-T20II (80 mm)"
+    paper_mm = 80
+    paper_dots = 576            # 384 for 58 mm paper
+    cutter = "full"             # "none", "partial" or "full"
+    status = true               # answers DLE EOT: asked before every job
+    escpos_profile = "TM-T20II" # a python-escpos capability profile name
+    native_text = "none"        # "tcvn3" or "cp1258" once `edge printer selftest` showed
+                                # which one this printer prints right
+
+    [codepages]                 # ESC t numbers; leave out what the printer does not have
+    tcvn3 = 30
+    tcvn3_capitals = 31
+    cp1258 = 52
+
+A profile is found by name (``generic-58mm`` -> ``<profiles_dir>/generic-58mm.toml``) or
+by a path to a ``.toml`` file; ``profiles_dir`` defaults to the source tree's
+``firmware-config/printers``. Unknown keys are refused; errors name the file, the key and
+the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from escpos.capabilities import get_profile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REPO_PROFILES = Path(__file__).resolve().parents[2] / "firmware-config" / "printers"
+"""``firmware-config/printers`` of the source tree this package is imported from."""
+
+DEFAULT_PROFILE = "generic-58mm"
+_DOTS = {58: 384, 80: 576}
+_PAGE_NAMES = {"tcvn3": "TCVN-3-1", "tcvn3_capitals": "TCVN-3-2", "cp1258": "CP1258"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodePages(_Strict):
+    tcvn3: int | None = Field(None, ge=0, le=255, description="ESC t number of TCVN-3.")
+    tcvn3_capitals: int | None = Field(
+        None, ge=0, le=255, description="ESC t number of TCVN-3 capitals (the second page)."
+    )
+    cp1258: int | None = Field(None, ge=0, le=255, description="ESC t number of CP1258.")
+
+
+class PrinterProfile(_Strict):
+    title: str = Field(min_length=1, description="The printer models this profile is for.")
+    paper_mm: Literal[58, 80] = Field(description="Paper roll width.")
+    paper_dots: Literal[384, 576] = Field(description="Dots printed across (203 dpi).")
+    cutter: Literal["none", "partial", "full"] = Field("full", description="Auto-cutter.")
+    status: bool = Field(True, description="Answers DLE EOT real-time status queries.")
+    escpos_profile: str = Field("default", description="python-escpos capability profile.")
+    native_text: Literal["none", "tcvn3", "cp1258"] = Field(
+        "none", description="Native code-page text this printer prints right (selftest)."
+    )
+    codepages: CodePages = CodePages()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if _DOTS[self.paper_mm] != self.paper_dots:
+            raise ValueError(
+                f"paper_dots: {self.paper_mm} mm paper is {_DOTS[self.paper_mm]} dots wide "
+                f"at 203 dpi, not {self.paper_dots}"
+            )
+        try:
+            escpos_pages: dict[str, str] = get_profile(self.escpos_profile).profile_data[
+                "codePages"
+            ]
+        except KeyError:
+            raise ValueError(
+                f"escpos_profile: {self.escpos_profile!r} is not a python-escpos profile "
+                "(e.g. 'default', 'TM-T20II', 'POS-5890')"
+            ) from None
+        pages = self.codepages
+        for key, expected in _PAGE_NAMES.items():
+            number = getattr(pages, key)
+            listed = escpos_pages.get(str(number)) if number is not None else None
+            if listed not in (None, expected, "Unknown"):
+                raise ValueError(
+                    f"codepages.{key}: python-escpos profile {self.escpos_profile!r} says page "
+                    f"{number} is {listed}, not {expected}"
+                )
+        if (pages.tcvn3 is None) != (pages.tcvn3_capitals is None):
+            raise ValueError("codepages: give both tcvn3 and tcvn3_capitals, or neither")
+        if self.native_text == "tcvn3" and pages.tcvn3 is None:
+            raise ValueError("native_text: 'tcvn3' needs codepages.tcvn3 and tcvn3_capitals")
+        if self.native_text == "cp1258" and pages.cp1258 is None:
+            raise ValueError("native_text: 'cp1258' needs codepages.cp1258")
+        return self
+
+
+class PrinterProfileError(ValueError):
+    """A profile that cannot be used; ``problems`` are (key, reason) pairs."""
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__("; ".join(f"{file}: {key}: {reason}" for key, reason in problems))
+
+
+def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden":
+            model: type[BaseModel] = CodePages if loc[:-1] == ["codepages"] else PrinterProfile
+            known = list(model.model_fields)
+            guess = difflib.get_close_matches(loc[-1], known, n=1)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            problems.append(
+                (".".join(loc), f"unknown key{hint} (known keys here: {', '.join(known)})")
+            )
+        elif err["type"] == "missing":
+            problems.append((".".join(loc), "required key is missing"))
+        elif not loc and ": " in str(err.get("ctx", {}).get("error", "")):
+            key, _, reason = str(err["ctx"]["error"]).partition(": ")
+            problems.append((key, reason))
+        else:
+            problems.append(
+                (".".join(loc) or "(top level)", f"{err['msg']} (got {err.get('input')!r})")
+            )
+    return problems
+
+
+def default_profiles_dir() -> Path | None:
+    return REPO_PROFILES if REPO_PROFILES.is_dir() else None
+
+
+def profile_path(ref: str, profiles_dir: Path | None = None) -> Path:
+    """Where profile ``ref`` (a name or a path) lives; PrinterProfileError if not found."""
+    if "/" in ref or ref.endswith(".toml"):
+        return Path(ref)
+    folder = profiles_dir or default_profiles_dir()
+    if folder is None:
+        raise PrinterProfileError(
+            ref, [("(file)", f"no profiles folder: {REPO_PROFILES} is missing; set profiles_dir")]
+        )
+    path = folder / f"{ref}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        guess = difflib.get_close_matches(ref, known, n=1)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        raise PrinterProfileError(
+            str(path), [("(file)", f"no such printer profile{hint} (known: {', '.join(known)})")]
+        )
+    return path
+
+
+def parse_profile(data: dict[str, Any], file: str = "<profile>") -> PrinterProfile:
+    try:
+        return PrinterProfile.model_validate(data)
+    except ValidationError as exc:
+        raise PrinterProfileError(file, _describe(exc)) from None
+
+
+def load_profile(ref: str | None = None, profiles_dir: Path | None = None) -> PrinterProfile:
+    """Read and validate profile ``ref`` (default: generic-58mm)."""
+    path = profile_path(ref or DEFAULT_PROFILE, profiles_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PrinterProfileError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise PrinterProfileError(
+            str(path), [("(file)", "not UTF-8 text; save it as UTF-8")]
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PrinterProfileError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+    return parse_profile(data, str(path))
+
+
+FALLBACK = PrinterProfile(title="Generic ESC/POS, 58 mm", paper_mm=58, paper_dots=384)
+"""Used when no profile is named and no profiles folder exists (an installation without
+firmware-config)."""
+
+
+def find_profile(ref: str | None, profiles_dir: Path | None = None) -> PrinterProfile:
+    """Profile ``ref``; without one, generic-58mm from the folder, else :data:`FALLBACK`."""
+    if ref is None:
+        folder = profiles_dir or default_profiles_dir()
+        if folder is None or not (folder / f"{DEFAULT_PROFILE}.toml").is_file():
+            return FALLBACK
+    return load_profile(ref, profiles_dir)
+
+
+def with_native_text(profile: PrinterProfile, native_text: str | None) -> PrinterProfile:
+    """``profile`` with ``native_text`` overridden (validated against its code pages)."""
+    if native_text is None or native_text == profile.native_text:
+        return profile
+    return parse_profile({**profile.model_dump(), "native_text": native_text}, profile.title)
