@@ -314,7 +314,7 @@
     const printer = station.printer || {};
     const pstatus = printer.status || "unknown";
     el.printerStatus.dataset.status = pstatus;
-    el.printerStatus.textContent = ["ready", "offline"].includes(pstatus)
+    el.printerStatus.textContent = ["ready", "offline", "paper_out", "cover_open", "error"].includes(pstatus)
       ? t("printer_" + pstatus)
       : String(pstatus);
     const jobs = printer.jobs || {};
@@ -324,8 +324,9 @@
     if (jobs.failed) parts.push(t("jobs_failed", { n: jobs.failed }));
     el.printerQueued.textContent = parts.join(" · ");
     el.printerQueued.dataset.queued = String(waiting);
-    el.printerError.hidden = !printer.error || pstatus === "ready";
-    el.printerError.textContent = printer.error ? String(printer.error) : "";
+    const perror = (lang === "en" && printer.error_en) || printer.error;
+    el.printerError.hidden = !perror || pstatus === "ready";
+    el.printerError.textContent = perror ? String(perror) : "";
 
     updateRecordButton();
   }
