@@ -8,8 +8,6 @@ a new kind of scale or printer adds a class here, not an ``if`` elsewhere.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from edge.tomlfile import read_toml, unknown_key
 
 if TYPE_CHECKING:
     from edge.printer.profiles import PrinterProfile
@@ -366,9 +366,7 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             model = _section_model(loc)
             known = list(model.model_fields) if model else []
-            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            reason = f"unknown key{hint} (known keys here: {', '.join(known)})"
+            reason = unknown_key(str(loc[-1]), known)
         elif err["type"] == "missing":
             reason = "required key is missing"
         else:
@@ -388,14 +386,4 @@ def load_config(path: Path | None) -> StationConfig:
     """Read and validate a station file; ``None`` gives the embedded default."""
     if path is None:
         return StationConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), [("(file)", "not UTF-8 text; save it as UTF-8")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path, ConfigError), str(path))

@@ -27,13 +27,13 @@ the reason.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from escpos.capabilities import get_profile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.tomlfile import named_file, read_toml, unknown_key
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "firmware-config" / "printers"
 """``firmware-config/printers`` of the source tree this package is imported from."""
@@ -117,11 +117,7 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             model: type[BaseModel] = CodePages if loc[:-1] == ["codepages"] else PrinterProfile
             known = list(model.model_fields)
-            guess = difflib.get_close_matches(loc[-1], known, n=1)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            problems.append(
-                (".".join(loc), f"unknown key{hint} (known keys here: {', '.join(known)})")
-            )
+            problems.append((".".join(loc), unknown_key(loc[-1], known)))
         elif err["type"] == "missing":
             problems.append((".".join(loc), "required key is missing"))
         elif not loc and ": " in str(err.get("ctx", {}).get("error", "")):
@@ -140,22 +136,8 @@ def default_profiles_dir() -> Path | None:
 
 def profile_path(ref: str, profiles_dir: Path | None = None) -> Path:
     """Where profile ``ref`` (a name or a path) lives; PrinterProfileError if not found."""
-    if "/" in ref or ref.endswith(".toml"):
-        return Path(ref)
     folder = profiles_dir or default_profiles_dir()
-    if folder is None:
-        raise PrinterProfileError(
-            ref, [("(file)", f"no profiles folder: {REPO_PROFILES} is missing; set profiles_dir")]
-        )
-    path = folder / f"{ref}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.toml"))
-        guess = difflib.get_close_matches(ref, known, n=1)
-        hint = f"; did you mean '{guess[0]}'?" if guess else ""
-        raise PrinterProfileError(
-            str(path), [("(file)", f"no such printer profile{hint} (known: {', '.join(known)})")]
-        )
-    return path
+    return named_file(ref, folder, REPO_PROFILES, "printer profile", PrinterProfileError)
 
 
 def parse_profile(data: dict[str, Any], file: str = "<profile>") -> PrinterProfile:
@@ -168,18 +150,7 @@ def parse_profile(data: dict[str, Any], file: str = "<profile>") -> PrinterProfi
 def load_profile(ref: str | None = None, profiles_dir: Path | None = None) -> PrinterProfile:
     """Read and validate profile ``ref`` (default: generic-58mm)."""
     path = profile_path(ref or DEFAULT_PROFILE, profiles_dir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PrinterProfileError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise PrinterProfileError(
-            str(path), [("(file)", "not UTF-8 text; save it as UTF-8")]
-        ) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PrinterProfileError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+    data = read_toml(path, PrinterProfileError)
     return parse_profile(data, str(path))
 
 

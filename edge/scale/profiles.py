@@ -39,8 +39,6 @@ Errors name the file, the key and the reason, like the station file's.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.scale.protocols import LineSettings, ProtocolSpec, get_protocol
 from edge.scale.stability import StabilityWindow
+from edge.tomlfile import named_file, read_toml, unknown_key
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "firmware-config" / "scales"
 """``firmware-config/scales`` of the source tree this package is imported from."""
@@ -129,9 +128,7 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             model = _MODELS.get(".".join(loc[:-1]), ScaleProfile)
             known = list(model.model_fields)
-            guess = difflib.get_close_matches(loc[-1], known, n=1)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            reason = f"unknown key{hint} (known keys here: {', '.join(known)})"
+            reason = unknown_key(loc[-1], known)
         elif err["type"] == "missing":
             reason = "required key is missing"
         else:
@@ -151,22 +148,8 @@ def is_path(ref: str) -> bool:
 
 def profile_path(ref: str, profiles_dir: Path | None = None) -> Path:
     """Where profile ``ref`` (a name or a path) lives; ProfileError if it cannot be found."""
-    if is_path(ref):
-        return Path(ref)
     folder = profiles_dir or default_profiles_dir()
-    if folder is None:
-        raise ProfileError(
-            ref, [("(file)", f"no profiles folder: {REPO_PROFILES} is missing; set profiles_dir")]
-        )
-    path = folder / f"{ref}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.toml"))
-        guess = difflib.get_close_matches(ref, known, n=1)
-        hint = f"; did you mean '{guess[0]}'?" if guess else ""
-        raise ProfileError(
-            str(path), [("(file)", f"no such profile{hint} (known: {', '.join(known)})")]
-        )
-    return path
+    return named_file(ref, folder, REPO_PROFILES, "profile", ProfileError)
 
 
 def parse_profile(data: dict[str, Any], file: str = "<profile>") -> ScaleProfile:
@@ -184,16 +167,7 @@ def parse_profile(data: dict[str, Any], file: str = "<profile>") -> ScaleProfile
 def load_profile(ref: str, profiles_dir: Path | None = None) -> ScaleProfile:
     """Read and validate profile ``ref`` (a name in ``profiles_dir`` or a path)."""
     path = profile_path(ref, profiles_dir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ProfileError(str(path), [("(file)", "not UTF-8 text; save it as UTF-8")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+    data = read_toml(path, ProfileError)
     return parse_profile(data, str(path))
 
 
