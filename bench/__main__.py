@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -12,14 +11,10 @@ from bench.labels import bench_labels
 from bench.printing import bench_api_to_printer
 from bench.scale import bench_stable_to_api
 from bench.scale_parse import bench_parse
+from bench.station import median_p95_ms
 from edge.printer.escpos_out import raster_to_escpos
 from edge.printer.label import LotLabel, render_lot_label
 from edge.storage.store import Store
-
-
-def _ms(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
 
 
 def bench_record_lot(n: int = 300) -> None:
@@ -33,7 +28,7 @@ def bench_record_lot(n: int = 300) -> None:
             store.record_lot(producer, product, 1000 + i, "ST,GS,+001.000kg")
             samples.append(time.perf_counter() - t0)
         store.close()
-    median, p95 = _ms(samples)
+    median, p95 = median_p95_ms(samples)
     print(f"record_lot_ms_median {median:.2f} ms  (lot + print job + outbox + audit, fsync'd)")
     print(f"record_lot_ms_p95 {p95:.2f} ms")
 
@@ -56,7 +51,7 @@ def bench_label(n: int = 50) -> None:
             t0 = time.perf_counter()
             size = len(raster_to_escpos(render_lot_label(label, dots)))
             samples.append(time.perf_counter() - t0)
-        median, _ = _ms(samples)
+        median, _ = median_p95_ms(samples)
         print(f"label_{dots}_ms_median {median:.2f} ms  (render + ESC/POS bytes)")
         print(f"label_{dots}_bytes {size} B")
 
