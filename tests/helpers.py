@@ -133,12 +133,19 @@ class StationServer:
 
 
 def settle(client: Any, grams: int, timeout: float = 5.0) -> None:
-    """Put ``grams`` on the station's simulated scale and wait for one state
-    snapshot that shows it stable (an httpx.Client on the station's URL)."""
+    """Put ``grams`` on the station's simulated scale and wait until the scale has
+    settled on it as a new weighing (an httpx.Client on the station's URL). Putting
+    the same weight on again is a new weighing too: the simulator goes unstable
+    first, so the stable state from before must not count."""
+    before = client.get("/api/state").json()["scale"]["weighing"]
     client.post("/api/simulator", json={"weight_g": grams})
 
     def reached() -> bool:
         scale = client.get("/api/state").json()["scale"]
-        return bool(scale["status"] == "stable" and scale["weight_g"] == grams)
+        return bool(
+            scale["status"] == "stable"
+            and scale["weight_g"] == grams
+            and scale["weighing"] > before
+        )
 
-    wait_for(reached, timeout, f"a stable {grams} g")
+    wait_for(reached, timeout, f"a new stable weighing of {grams} g")
