@@ -86,6 +86,7 @@ def test_recording_refused_with_clear_message(
 ) -> None:
     with httpx.Client(base_url=server.url) as c:
         producer, product = _ids(c)
+        before = _scale(c)["weighing"]
         c.post("/api/simulator", json=command)
         expected = {
             "scale_unstable": "unstable",
@@ -96,9 +97,13 @@ def test_recording_refused_with_clear_message(
 
         def reached() -> bool:
             scale = _scale(c)
-            return bool(
-                scale["status"] == expected and (weight is None or scale["weight_g"] == weight)
-            )
+            if weight is not None:  # a new weighing: not the stable 0 g from start-up
+                return bool(
+                    scale["status"] == "stable"
+                    and scale["weight_g"] == weight
+                    and scale["weighing"] > before
+                )
+            return bool(scale["status"] == expected)
 
         wait_for(reached, 5, f"scale {expected}")
         r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
