@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.grading import bench_grading
 from bench.labels import bench_labels
 from bench.printing import bench_api_to_printer
 from bench.scale import bench_stable_to_api
@@ -63,3 +64,4 @@ if __name__ == "__main__":
     bench_api_to_printer()
     bench_parse()
     bench_stable_to_api()
+    bench_grading()

@@ -1,0 +1,39 @@
+"""Grading latency: decode a 1280x960 JPEG and grade it (checks + measurement).
+
+Scenes come from the project's own generator (tests/scenes.py), so the figure is
+reproducible. The target is a median of at most 40 ms on the station.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from edge.camera.grading import Declined, assess, decode_jpeg
+from tests.scenes import jpeg, make_scene
+
+RUNS = 100
+SCENES = 5
+
+
+def bench_grading(runs: int = RUNS) -> None:
+    photos = [jpeg(make_scene(seed=seed, noise=2.5 + seed).image) for seed in range(SCENES)]
+    for data in photos:  # warm-up, and a check that the scenes are gradeable
+        result = assess(decode_jpeg(data), require_marker=True)
+        if isinstance(result, Declined):
+            raise AssertionError(f"bench scene declined: {result.reason}")
+    samples = []
+    for i in range(runs):
+        data = photos[i % len(photos)]
+        t0 = time.perf_counter()
+        assess(decode_jpeg(data), require_marker=True)
+        samples.append(time.perf_counter() - t0)
+    ordered = sorted(samples)
+    median = statistics.median(ordered) * 1000
+    p95 = ordered[int(len(ordered) * 0.95) - 1] * 1000
+    print(f"grade_ms_median: {median:.2f}")
+    print(f"grade_ms_p95: {p95:.2f}")
+
+
+if __name__ == "__main__":
+    bench_grading()
