@@ -12,6 +12,7 @@ from bench.labels import bench_labels
 from bench.printing import bench_api_to_printer
 from bench.scale import bench_stable_to_api
 from bench.scale_parse import bench_parse
+from bench.scan import bench_scan
 from bench.station import median_p95_ms
 from edge.printer.escpos_out import raster_to_escpos
 from edge.printer.label import LotLabel, render_lot_label
@@ -65,3 +66,4 @@ if __name__ == "__main__":
     bench_parse()
     bench_stable_to_api()
     bench_grading()
+    bench_scan()

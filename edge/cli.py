@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edge.camera.cli import add_scan_command
 from edge.config import ConfigError, StationConfig, load_config
 from edge.printer.label_cli import add_label_commands
 from edge.printer.printer_cli import add_label_print, add_printer_commands
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_commands(sub)
     add_label_print(add_label_commands(sub))
     add_printer_commands(sub)
+    add_scan_command(sub)
 
     sim = sub.add_parser(
         "simulator",
