@@ -151,15 +151,9 @@ class LotData(LabelData):
     recorded_at: Stamp
 
 
-class ReceiptData(LabelData):
-    collection_point: Name
-    lot_id: uuid.UUID
-    seq: Seq | None = None
-    recorded_at: Stamp
-    farmer: Name
-    product: Name
-    grade: Name | None = None
-    net_g: Grams
+class ReceiptData(LotData):
+    """A lot tag's data plus what the farmer is paid and who paid."""
+
     unit_price_dong: Annotated[Dong, Field(gt=0, description="đồng per kg")]
     staff: Name
 
