@@ -1,6 +1,6 @@
 """Grading latency: decode a 1280x960 JPEG and grade it (checks + measurement).
 
-Scenes come from the project's own generator (tests/scenes.py), so the figure is
+Scenes come from the project's own generator (edge/camera/scenes.py), so the figure is
 reproducible. The target is a median of at most 40 ms on the station.
 """
 
@@ -10,7 +10,7 @@ import statistics
 import time
 
 from edge.camera.grading import Declined, assess, decode_jpeg
-from tests.scenes import jpeg, make_scene
+from edge.camera.scenes import jpeg, make_scene
 
 RUNS = 100
 SCENES = 5

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from edge.scale.profiles import DriverSettings
 
 
+SOURCE_CONFIG = Path(__file__).resolve().parents[1] / "firmware-config"
+"""``firmware-config/`` of the source tree this package is imported from."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -286,21 +290,95 @@ PrinterConfig = Annotated[
 ]
 
 
+class TlsConfig(_Section):
+    """Mutual TLS: the broker's CA, and this site's certificate and key (CN = site id)."""
+
+    ca_file: Path = Field(description="CA certificate(s) that signed the broker's certificate.")
+    cert_file: Path = Field(description="This site's client certificate (PEM).")
+    key_file: Path = Field(description="This site's private key (PEM), mode 0600.")
+    server_hostname: str | None = Field(
+        None, description="Name to check in the broker's certificate (default: host)."
+    )
+
+
 class MqttConfig(_Section):
     enabled: bool = Field(False, description="Off: records wait in the outbox.")
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     prefix: str = Field("edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-    keepalive_s: int = Field(60, ge=5, le=3600)
+    keepalive_s: int = Field(
+        300, ge=5, le=3600, description="MQTT keepalive; long, as every ping costs bytes."
+    )
     username: str | None = None
     password: str | None = None
-    batch_size: int = Field(20, ge=1, le=20, description="Outbox rows in flight at once.")
+    tls: TlsConfig | None = Field(None, description="Mutual TLS; without it the link is plain.")
+    batch_max_records: int = Field(
+        100, ge=1, le=5000, description="Records packed into one batch at most."
+    )
+    batch_max_age_s: float = Field(
+        2.0, ge=0, le=3600, description="A partial batch leaves once its oldest record is this old."
+    )
+    max_inflight_batches: int = Field(
+        4, ge=1, le=20, description="Batches published but not yet PUBACKed, at most."
+    )
+    ack_timeout_s: float = Field(
+        60.0, gt=0, le=86400, description="A sent batch unconfirmed this long is sent again."
+    )
+    confirmed_retention_days: float = Field(
+        30.0, ge=0, description="Confirmed outbox rows are pruned after this many days."
+    )
+    reconnect_min_s: float = Field(1.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(300.0, gt=0, le=86400)
+    connect_every_min: float = Field(
+        0.0, ge=0, description="0: stay connected. Else connect every N minutes to drain."
+    )
+    connect_backlog: int = Field(
+        0, ge=0, description="With a schedule: connect early when this many records wait (0: off)."
+    )
+    monthly_budget_mb: float = Field(
+        0.0, ge=0, description="0: none. Else low-priority streams stop near this MB a month."
+    )
+    telemetry_every_s: float = Field(300.0, ge=10, le=86400)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
 
 
 class StorageConfig(_Section):
     path: Path = Field(Path("var/station.db"), description="SQLite database file.")
     backup_dir: Path | None = Field(
         None, description="Where pre-migration copies go (default: beside the database)."
+    )
+    min_free_mb: int = Field(
+        200, ge=0, description="Below this much free disk the station reports 'disk nearly full'."
+    )
+
+
+class CameraConfig(_Section):
+    type: Literal["none", "simulated", "v4l2"] = Field(
+        "simulated", description="none: uploads only; simulated: generated trays; v4l2: OpenCV."
+    )
+    device: str = Field("/dev/video0", description="V4L2 device path or index (v4l2 only).")
+    width: int = Field(1280, ge=160, le=8192)
+    height: int = Field(960, ge=120, le=8192)
+    photos_dir: Path = Field(Path("var/photos"), description="JPEGs and thumbnails.")
+    jpeg_quality: int = Field(88, ge=30, le=100)
+    thumb_px: int = Field(320, ge=64, le=1024, description="Long side of a thumbnail.")
+    max_photos_mb: int = Field(
+        2048, ge=1, description="Photos above this total: oldest of confirmed lots deleted first."
+    )
+    marker_mm: float = Field(40.0, gt=0, le=500, description="ArUco marker side.")
+
+
+class GradingConfig(_Section):
+    rules_dir: Path = Field(
+        SOURCE_CONFIG / "grading", description="Folder of <product>.toml grade rules."
+    )
+    models_dir: Path = Field(
+        Path("var/grading"), description="Calibrated <product>.json models; override rules."
     )
 
 
@@ -316,6 +394,8 @@ class StationConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
+    camera: CameraConfig = CameraConfig()
+    grading: GradingConfig = GradingConfig()
 
 
 class ConfigError(Exception):
@@ -340,6 +420,8 @@ _SECTIONS: dict[str, dict[str | None, type[BaseModel]]] = {
     "mqtt": {None: MqttConfig},
     "storage": {None: StorageConfig},
     "web": {None: WebConfig},
+    "camera": {None: CameraConfig},
+    "grading": {None: GradingConfig},
 }
 
 

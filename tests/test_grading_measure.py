@@ -1,4 +1,4 @@
-"""Measurement pipeline on generated tray scenes with known truth (tests/scenes.py)."""
+"""Measurement pipeline on generated tray scenes with known truth (edge/camera/scenes.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from edge.camera.grading import (
     measure_tray,
 )
 from edge.camera.grading.measure import colour_class, normalise
-from tests.scenes import (
+from edge.camera.scenes import (
     DEFAULT_ITEMS,
     ItemSpec,
     ItemTruth,

@@ -17,7 +17,7 @@ from edge.camera.grading import (
     decode_jpeg,
 )
 from edge.camera.grading.quality import MESSAGES, photo_stats
-from tests.scenes import ItemSpec, jpeg, make_scene
+from edge.camera.scenes import ItemSpec, jpeg, make_scene
 
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Reason]] = {
     "strong-blur": ({"blur_sigma": 6.0}, {}, Reason.BLURRED),

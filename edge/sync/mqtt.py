@@ -91,7 +91,7 @@ class MqttSync(Worker):
         if not self._connected.is_set():
             self.wait(self.idle_s)
             return
-        room = min(MAX_INFLIGHT - len(self._inflight), self.cfg.batch_size)
+        room = MAX_INFLIGHT - len(self._inflight)
         rows = self.outbox.pending(room, exclude=set(self._inflight)) if room > 0 else []
         for row in rows:
             topic = topic_for(self.cfg, self.site_id, row.topic)

@@ -1,4 +1,4 @@
-"""Deterministic tray scenes with known truth, for the grading tests and benchmark.
+"""Deterministic tray scenes with known truth (simulated camera, grading tests, benchmark).
 
 A plain light tray (mild lighting gradient, a warm colour cast, sensor noise), an
 ArUco marker (DICT_4X4_50 id 0) of known size on a white sticker, and ellipse
