@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bench.grading import bench_grading
+from bench.ingest import bench_ingest
 from bench.labels import bench_labels
 from bench.printing import bench_api_to_printer
 from bench.scale import bench_stable_to_api
@@ -40,3 +41,4 @@ if __name__ == "__main__":
     bench_stable_to_api()
     bench_grading()
     bench_scan()
+    bench_ingest()

@@ -1,3 +1,3 @@
 """Edge station for village produce collection points."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

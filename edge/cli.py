@@ -11,10 +11,14 @@ import urllib.request
 from pathlib import Path
 
 from edge.camera.cli import add_scan_command
+from edge.camera.grade_cli import add_grade_commands
+from edge.central.cli import add_central_commands
 from edge.config import ConfigError, StationConfig, load_config
 from edge.printer.label_cli import add_label_commands
 from edge.printer.printer_cli import add_label_print, add_printer_commands
 from edge.scale.cli import add_scale_commands
+from edge.sync.certs_cli import add_certs_commands
+from edge.sync.outbox_cli import add_outbox_commands
 
 
 def _load(path: Path | None) -> StationConfig:
@@ -93,19 +97,6 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_outbox_status(args: argparse.Namespace) -> int:
-    from edge.storage.outbox import Outbox
-    from edge.storage.store import Store
-
-    cfg = _load(args.config)
-    store = Store.open(cfg.storage.path, cfg.site.id, cfg.storage.backup_dir)
-    try:
-        print(json.dumps(Outbox(store).status(), indent=2))
-    finally:
-        store.close()
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Collection-point station.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -147,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_print(add_label_commands(sub))
     add_printer_commands(sub)
     add_scan_command(sub)
+    add_grade_commands(sub)
+    add_certs_commands(sub)
+    add_central_commands(sub)
 
     sim = sub.add_parser(
         "simulator",
@@ -162,15 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--replug", action="store_true", help="bring the scale's port back")
     sim.set_defaults(func=cmd_simulator)
 
-    outbox = sub.add_parser("outbox", help="inspect the outbox", description="Inspect the outbox.")
-    osub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
-    ostatus = osub.add_parser(
-        "status",
-        help="pending rows and the oldest one's age",
-        description="Print how many records wait to be sent.",
-    )
-    ostatus.add_argument("--config", type=Path, help="station TOML file")
-    ostatus.set_defaults(func=cmd_outbox_status)
+    add_outbox_commands(sub)
     return parser
 
 

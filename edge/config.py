@@ -319,7 +319,7 @@ class MqttConfig(_Section):
         2.0, ge=0, le=3600, description="A partial batch leaves once its oldest record is this old."
     )
     max_inflight_batches: int = Field(
-        4, ge=1, le=20, description="Batches published but not yet PUBACKed, at most."
+        20, ge=1, le=20, description="Batches published but not yet PUBACKed, at most."
     )
     ack_timeout_s: float = Field(
         60.0, gt=0, le=86400, description="A sent batch unconfirmed this long is sent again."
@@ -371,6 +371,7 @@ class CameraConfig(_Section):
         2048, ge=1, description="Photos above this total: oldest of confirmed lots deleted first."
     )
     marker_mm: float = Field(40.0, gt=0, le=500, description="ArUco marker side.")
+    max_upload_mb: int = Field(15, ge=1, le=100, description="Largest phone photo accepted.")
 
 
 class GradingConfig(_Section):

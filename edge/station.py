@@ -1,7 +1,9 @@
 """The station: storage, devices and sync wired together from a configuration.
 
 ``Station.start()`` opens the database (migrating it), holds print jobs cut
-off by a power cut, and starts one supervised worker per device plus the
+off by a power cut, cleans up photo files a crash left without a row and
+applies the photo retention policy (:class:`edge.camera.intake.Intake`, on
+``station.photos``), and starts one supervised worker per device plus the
 sync worker. Handlers call :meth:`Station.record_lot`, which refuses with a
 :class:`Refused` (a code and a message in Vietnamese and English) when the
 scale cannot give a weight worth recording.
@@ -20,8 +22,12 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from edge.camera.capture import Camera
+from edge.camera.intake import Intake
+from edge.camera.photos import UploadLimits
 from edge.config import SimulatedScaleConfig, StationConfig
 from edge.ids import Now, iso, utc_now
 from edge.printer.payload import PayloadSigner, ensure_site_key
@@ -30,9 +36,9 @@ from edge.printer.worker import PrinterWorker, kinds_renderer
 from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
 from edge.scale.state import ScaleState, ScaleStatus
-from edge.storage.outbox import Outbox
 from edge.storage.print_queue import PrintQueue
 from edge.storage.store import Lot, Store
+from edge.sync.link_setup import build_link, station_outbox
 from edge.sync.mqtt import LinkStatus, MqttSync
 
 log = logging.getLogger(__name__)
@@ -143,9 +149,13 @@ def make_transport(cfg: StationConfig) -> Transport:
 
 
 class Station:
-    def __init__(self, cfg: StationConfig, now: Now = utc_now) -> None:
+    def __init__(
+        self, cfg: StationConfig, now: Now = utc_now, camera: Camera | None = None
+    ) -> None:
         self.cfg = cfg
         self.now = now
+        self._camera = camera  # None: the one [camera] describes
+        self.intake: Intake | None = None
         self.tz = ZoneInfo(cfg.site.timezone)
         self.simulator: ScaleSimulator | None = None
         self.store: Store | None = None
@@ -169,6 +179,12 @@ class Station:
             log.warning(
                 "%d print job(s) were cut off by a stop; staff must confirm a reprint", held
             )
+        # Photos: files without a row (a crash) removed, retention applied, camera ready.
+        limits = UploadLimits(max_bytes=self.cfg.camera.max_upload_mb << 20)
+        self.intake = Intake(
+            self.store, self.cfg.camera, self.cfg.grading, camera=self._camera, limits=limits
+        )
+        self.intake.start()
         self.scale = self._start_scale()
         profile = self.cfg.printer.printer_profile()
         self.printer = PrinterWorker(
@@ -182,7 +198,7 @@ class Station:
         )
         self.printer.start()
         if self.cfg.mqtt.enabled:
-            self.sync = MqttSync(self.cfg.mqtt, self.cfg.site.id, Outbox(self._open_store()))
+            self.sync = build_link(self.cfg, self._open_store(), devices=self.device_states)
             self.sync.start()
         log.info("station %s started", self.cfg.site.id)
 
@@ -239,6 +255,8 @@ class Station:
                 worker.stop()
         if self.simulator is not None:
             self.simulator.stop()
+        if self.intake is not None:
+            self.intake.stop()
         for store in self._workers_stores:
             store.close()
         self._workers_stores.clear()
@@ -249,6 +267,13 @@ class Station:
             raise RuntimeError("station not started")
         return self.store
 
+    @property
+    def photos(self) -> Intake:
+        """Photos and grades of lots (camera, uploads, grading)."""
+        if self.intake is None:
+            raise RuntimeError("station not started")
+        return self.intake
+
     def scale_state(self) -> ScaleState:
         if self.scale is None:
             raise RuntimeError("station not started")
@@ -258,7 +283,16 @@ class Station:
         return self.sync.status if self.sync else LinkStatus.DISABLED
 
     def outbox_status(self) -> dict[str, object]:
-        return Outbox(self.db).status()
+        return station_outbox(self.cfg, self.db).status()
+
+    def device_states(self) -> dict[str, Any]:
+        """Scale, printer and camera states for telemetry (called from the link's thread)."""
+        scale = self.scale.state if self.scale else None
+        return {
+            "scale": {"status": scale.status.value, "error": scale.error} if scale else None,
+            "printer": self.printer.state_json() if self.printer else None,
+            "camera": self.intake.state_json() if self.intake else None,
+        }
 
     def _reader(self) -> ScaleReader:
         if self.scale is None:

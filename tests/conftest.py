@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Broker
+from tests.helpers import Broker, tls_broker, tls_pki  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

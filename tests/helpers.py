@@ -1,20 +1,25 @@
-"""Real parts for the tests: a mosquitto broker on a free port, the station's
-web server in a thread, and a polling wait instead of fixed sleeps."""
+"""Real parts for the tests: a mosquitto broker on a free port (plain, or running
+the shipped mutual-TLS configuration with its ACL), a test PKI, the station's web
+server in a thread, and a polling wait instead of fixed sleeps."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import uvicorn
 
-from edge.config import StationConfig, parse_config
+from edge.config import SOURCE_CONFIG, StationConfig, parse_config
+from edge.sync import certs
 
 T = TypeVar("T")
 
@@ -45,29 +50,195 @@ def mosquitto_binary() -> str:
     return found
 
 
-class Broker:
-    """A mosquitto of our own on a free port; stop/start keeps port and persistence."""
+SHIPPED_MOSQUITTO = SOURCE_CONFIG / "mosquitto"
+"""firmware-config/mosquitto/: the broker configuration and ACL shipped for deployment."""
 
-    def __init__(self, workdir: Path) -> None:
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's side of mutual TLS: the CA it trusts, its own pair, the CRL."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    crl_file: Path
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """A client's side: the CA to check the broker with, and its own pair."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def as_config(self) -> dict[str, str]:
+        """The station's ``[mqtt.tls]`` section (edge.config.TlsConfig)."""
+        return {
+            "ca_file": str(self.ca_file),
+            "cert_file": str(self.cert_file),
+            "key_file": str(self.key_file),
+        }
+
+
+class Pki:
+    """A CA, the broker's certificate (localhost, 127.0.0.1) and client certificates,
+    as files in ``folder``. Clients are issued on first use: ``client("test-site")``
+    (CN = the site id), ``client("central:ingest-1")``; ``foreign("site-a")`` is signed
+    by another CA that the broker does not trust."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.ca = certs.make_ca("Test fleet CA")
+        self.ca_file = self._write("ca", self.ca)
+        self.crl_file = folder / "crl.pem"
+        self.crl_file.write_bytes(certs.crl_pem(certs.make_crl(self.ca, [])))
+        broker = certs.issue_broker(self.ca, ["localhost", "127.0.0.1"])
+        self.broker_tls = BrokerTls(
+            self.ca_file, self._write("broker", broker), folder / "broker.key", self.crl_file
+        )
+        self._foreign_ca = certs.make_ca("Somebody else's CA")
+        self._issued: dict[str, tuple[certs.Credential, ClientTls]] = {}
+        self._lock = threading.Lock()
+        for name in ("site-a", "site-b", "central:ingest-1", "central:ingest-2"):
+            self.client(name)
+
+    def _write(self, stem: str, cred: certs.Credential) -> Path:
+        (self.folder / f"{stem}.key").write_bytes(cred.key_pem())
+        (self.folder / f"{stem}.key").chmod(0o600)
+        path = self.folder / f"{stem}.pem"
+        path.write_bytes(cred.cert_pem())
+        return path
+
+    def _issue(self, name: str, ca: certs.Credential, stem: str) -> ClientTls:
+        with self._lock:
+            if stem not in self._issued:
+                if name.startswith(certs.CENTRAL_PREFIX):
+                    cred = certs.issue_central(ca, name)
+                else:
+                    cred = certs.issue_site(ca, name)
+                files = ClientTls(
+                    self.ca_file, self._write(stem, cred), self.folder / f"{stem}.key"
+                )
+                self._issued[stem] = (cred, files)
+            return self._issued[stem][1]
+
+    def client(self, name: str) -> ClientTls:
+        """Files for the client whose certificate CN is ``name``."""
+        return self._issue(name, self.ca, name.replace(":", "-"))
+
+    def foreign(self, name: str) -> ClientTls:
+        """A certificate with CN ``name`` from a CA the broker does not trust."""
+        return self._issue(name, self._foreign_ca, "foreign-" + name.replace(":", "-"))
+
+    def credential(self, name: str) -> certs.Credential:
+        self.client(name)
+        return self._issued[name.replace(":", "-")][0]
+
+
+_SESSION_PKI: dict[str, Pki] = {}
+
+
+def session_pki(factory: pytest.TempPathFactory) -> Pki:
+    """One Pki for the whole test session, whichever fixture asks first."""
+    if "pki" not in _SESSION_PKI:
+        _SESSION_PKI["pki"] = Pki(factory.mktemp("pki"))
+    return _SESSION_PKI["pki"]
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return session_pki(tmp_path_factory)
+
+
+def render_broker_config(
+    shipped: str, port: int, workdir: Path, tls: BrokerTls, acl_file: Path
+) -> str:
+    """The shipped mosquitto.conf with only its paths, its listener and ``user`` changed.
+
+    Each replaced option must be in the shipped file exactly once, so a change
+    there that the tests would no longer follow fails here, loudly."""
+    replacements = {
+        "listener": f"listener {port} 127.0.0.1",
+        "pid_file": f"pid_file {workdir / 'mosquitto.pid'}",
+        "persistence_location": f"persistence_location {workdir}/",
+        "log_dest": f"log_dest file {workdir / 'mosquitto.log'}",
+        "acl_file": f"acl_file {acl_file}",
+        "cafile": f"cafile {tls.ca_file}",
+        "certfile": f"certfile {tls.cert_file}",
+        "keyfile": f"keyfile {tls.key_file}",
+        "crlfile": f"crlfile {tls.crl_file}",
+    }
+    # as root, keep root so it can write the test's tmp dir (Debian drops to mosquitto)
+    lines, seen = ["user root"], dict.fromkeys(replacements, 0)
+    for line in shipped.splitlines():
+        key = line.split(maxsplit=1)[0] if line.strip() else ""
+        if key in replacements:
+            seen[key] += 1
+            line = replacements[key]
+        lines.append(line)
+    wrong = {key: n for key, n in seen.items() if n != 1}
+    if wrong:
+        raise AssertionError(f"shipped mosquitto.conf: expected each option once, got {wrong}")
+    return "\n".join(lines) + "\n"
+
+
+def render_acl(shipped: str, prefix: str) -> str:
+    """The shipped ACL for another topic prefix than ``edge``."""
+    out = []
+    for line in shipped.splitlines():
+        if line.startswith(("pattern ", "topic ")):
+            line = line.replace(" edge/", f" {prefix}/")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+class Broker:
+    """A mosquitto of our own on a free port; stop/start and restart keep the port
+    and the persistence (sessions, queued and retained messages).
+
+    Without ``tls`` it is a plain anonymous broker. With ``tls`` it runs the shipped
+    firmware-config/mosquitto/mosquitto.conf and edge.acl (for ``prefix``): mutual
+    TLS only, the client's name and client id taken from its certificate's CN."""
+
+    def __init__(self, workdir: Path, tls: BrokerTls | None = None, prefix: str = "edge") -> None:
         self.port = free_port()
+        self.host = "127.0.0.1"
         self.workdir = workdir
+        self.tls = tls
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "user root\n"  # when run as root: keep root so it can write the test's tmp dir
-            "persistence true\n"
-            f"persistence_location {workdir}/\n"
-            f"log_dest file {workdir}/mosquitto.log\n"
-        )
+        self.log = workdir / "mosquitto.log"
+        if tls is None:
+            self.conf.write_text(
+                f"listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "user root\n"  # when run as root: keep root so it can write the test's tmp dir
+                "persistence true\n"
+                f"persistence_location {workdir}/\n"
+                f"log_dest file {self.log}\n"
+            )
+        else:
+            acl = SHIPPED_MOSQUITTO / "edge.acl"
+            if prefix != "edge":
+                acl = workdir / "edge.acl"
+                acl.write_text(render_acl((SHIPPED_MOSQUITTO / "edge.acl").read_text(), prefix))
+            shipped = (SHIPPED_MOSQUITTO / "mosquitto.conf").read_text()
+            self.conf.write_text(render_broker_config(shipped, self.port, workdir, tls, acl))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)])
+        with (self.workdir / "mosquitto.stderr").open("ab") as err:  # never a full pipe
+            self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stderr=err)
+        self.starts += 1
         wait_for(self._accepts, 10, f"mosquitto on port {self.port}")
 
     def _accepts(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            err = (self.workdir / "mosquitto.stderr").read_text(errors="replace")
+            raise RuntimeError(f"mosquitto exited ({self.proc.returncode}): {err}{self.log_tail()}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                 return True
@@ -75,10 +246,55 @@ class Broker:
             return False
 
     def stop(self) -> None:
+        """Stop cleanly: mosquitto writes its persistence file on the way out."""
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+    def kill(self) -> None:
+        """Stop as a crash would: what was not saved yet (autosave) is lost."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def restart(self, hard: bool = False) -> None:
+        """Stop (``hard``: SIGKILL) and start again on the same port and persistence."""
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads the ACL and the revocation list."""
+        if self.proc is None:
+            raise RuntimeError("the broker is not running")
+        self.proc.send_signal(signal.SIGHUP)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> Broker:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def tls_broker(tls_pki: Pki, tmp_path: Path) -> Iterator[Broker]:
+    """The shipped TLS configuration running on a free port (see Broker)."""
+    with Broker(tmp_path / "tls-broker", tls=tls_pki.broker_tls) as b:
+        yield b
 
 
 def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:
@@ -98,6 +314,7 @@ def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:
         "printer": {"type": "file", "dir": str(tmp / "prints")},
         "storage": {"path": str(tmp / "station.db")},
         "web": {"port": free_port()},
+        "camera": {"photos_dir": str(tmp / "photos")},
     }
     for name, values in sections.items():
         data[name] = values if name in ("scale", "printer") else {**data.get(name, {}), **values}

@@ -50,7 +50,8 @@ def test_record_lot_from_stable_weight(server: StationServer) -> None:
         assert lot["net_g"] == 2345 and lot["producer_name"] == "Giàng Thị Mỷ"
         today = c.get("/api/lots").json()
         assert [x["id"] for x in today] == [lot["id"]]
-        assert c.get("/api/state").json()["outbox"]["pending"] == 1
+        # the farmer, the product and the lot wait for central
+        assert c.get("/api/state").json()["outbox"]["pending"] == 3
         wait_for(lambda: c.get("/api/lots").json()[0]["print_status"] == "printed", 10, "the label")
         assert (server.cfg.printer.dir / f"{lot['print_job_id']}.png").exists()  # type: ignore[union-attr]
 

@@ -67,8 +67,8 @@ def lot_row(server: StationServer, lot_id: str) -> dict[str, Any]:
 
 
 def payload(server: StationServer, lot_id: str) -> dict[str, Any]:
-    [row] = server.station.db.rows("SELECT payload FROM outbox WHERE record_id = ?", (lot_id,))
-    body: dict[str, Any] = json.loads(row["payload"])
+    [row] = server.station.db.rows("SELECT body FROM outbox WHERE record_id = ?", (lot_id,))
+    body: dict[str, Any] = json.loads(row["body"])
     return body
 
 

@@ -3,56 +3,28 @@ HTTP API, a TCP listener where the printer would be, a mosquitto broker."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import zxingcpp
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cli import main
 from edge.printer.payload import load_site_key, verify
 from tests.escpos_decode import decode
 from tests.helpers import Broker, StationServer, free_port, settle, station_config, wait_for
 from tests.printer_listener import PrinterListener
+from tests.sync_central import TestCentral
 
 
-class Central:
-    """A persistent QoS 1 subscriber standing in for central's ingest."""
-
-    def __init__(self, broker: Broker, topic: str) -> None:
-        self.received: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="central-test", clean_session=False
-        )
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 2)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
-        wait_for(self.client.is_connected, 5, "central to connect")
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.received.append(json.loads(msg.payload))
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return [m["id"] for m in self.received]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+def _lot_ids(central: TestCentral) -> list[str]:
+    """Lots central has stored (each once: it stores by site, stream and seq)."""
+    return [r["id"] for r in central.records("test-site") if r["type"] == "lot"]
 
 
 def _setup(c: httpx.Client, grams: int) -> tuple[str, str]:
@@ -126,12 +98,19 @@ def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> N
 
 
 def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Broker) -> None:
-    cfg = station_config(tmp_path, mqtt={"enabled": True, "port": broker.port})
-    central = Central(broker, "edge/test-site/lots")
+    # back-off capped at 2 s: the broker is back within the test's patience
+    mqtt = {"enabled": True, "port": broker.port, "reconnect_min_s": 0.2, "reconnect_max_s": 2}
+    cfg = station_config(tmp_path, mqtt=mqtt)
+    central = TestCentral(broker.port)
     try:
         with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
             producer, product = _setup(c, 1500)
             wait_for(lambda: c.get("/api/state").json()["link"] == "online", 10, "station online")
+            wait_for(
+                lambda: c.get("/api/state").json()["outbox"]["pending"] == 0,
+                10,
+                "the farmer and the product confirmed",
+            )
             broker.stop()
             wait_for(lambda: c.get("/api/state").json()["link"] == "offline", 10, "station offline")
             ids = []
@@ -139,15 +118,14 @@ def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Brok
                 ids.append(_weigh_and_record(c, producer, product, 1500 + i)["id"])
             assert c.get("/api/state").json()["outbox"]["pending"] == 50
             broker.start()
-            wait_for(lambda: len(set(central.ids())) == 50, 30, "all 50 lots at central")
+            wait_for(lambda: len(_lot_ids(central)) == 50, 30, "all 50 lots at central")
             wait_for(
                 lambda: c.get("/api/state").json()["outbox"]["pending"] == 0, 10, "outbox drained"
             )
     finally:
         central.close()
-    counts = Counter(central.ids())
-    assert set(counts) == set(ids)
-    assert max(counts.values()) == 1, f"duplicates: {[k for k, v in counts.items() if v > 1]}"
+    assert sorted(_lot_ids(central)) == sorted(ids)
+    assert [r["seq"] for r in central.records("test-site")] == list(range(1, 53)), "no gap"
 
 
 def _write_toml(path: Path, tmp: Path, web_port: int, printer_port: int, broker_port: int) -> None:
@@ -170,6 +148,8 @@ timeout_s = 1.0
 [mqtt]
 enabled = true
 port = {broker_port}
+reconnect_min_s = 0.2
+reconnect_max_s = 2
 [storage]
 path = "{tmp / "station.db"}"
 [web]
@@ -195,7 +175,7 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
     config = tmp_path / "station.toml"
     _write_toml(config, tmp_path, web_port, printer.port, broker.port)
     url = f"http://127.0.0.1:{web_port}"
-    central = Central(broker, "edge/test-site/lots")
+    central = TestCentral(broker.port)
     broker.stop()  # the village link is down too
     proc = _start_process(config, tmp_path / "station.log")
     try:
@@ -223,7 +203,7 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
         proc = _start_process(config, tmp_path / "station.log")
         with httpx.Client(base_url=url) as c:
             wait_for(lambda: _up(c), 20, "the restarted station")
-            wait_for(lambda: lot_id in central.ids(), 20, "the lot at central")
+            wait_for(lambda: lot_id in _lot_ids(central), 20, "the lot at central")
             wait_for(
                 lambda: c.get("/api/state").json()["outbox"]["pending"] == 0, 10, "outbox drained"
             )
@@ -241,7 +221,8 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
         proc.wait(10)
         printer.stop()
         central.close()
-    assert central.ids().count(lot_id) == 1
+    assert _lot_ids(central) == [lot_id]
+    assert max(central.deliveries.values()) == 1, "the restarted station sent it once"
 
 
 def _up(c: httpx.Client) -> bool:

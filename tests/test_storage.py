@@ -40,16 +40,19 @@ def test_lot_writes_job_outbox_and_audit_in_one_transaction(store: Store) -> Non
     )
     job = PrintQueue(store).next_queued()
     assert job is not None and job["record_id"] == lot_id
-    [row] = Outbox(store).pending(10)
-    body = json.loads(row.payload)
-    assert (row.topic, row.record_id, body["id"], body["seq"], body["net_g"]) == (
-        "lots",
+    batch = Outbox(store).next_batch("records", 10, 0)
+    assert batch is not None
+    producer, product, record = batch.records
+    [row] = store.rows("SELECT * FROM outbox WHERE kind = 'lot'")
+    assert (row["stream"], row["record_id"], record["id"], record["net_g"]) == (
+        "records",
         lot_id,
         lot_id,
-        lot.seq,
         1250,
     )
-    assert body["producer"]["name"] == "Giàng Thị Mỷ"
+    assert (record["producer_id"], producer["name"]) == (producer["id"], "Giàng Thị Mỷ")
+    assert (record["product_id"], product["name"]) == (product["id"], "Sâm Lai Châu")
+    assert json.loads(row["body"])["net_g"] == 1250
     actions = [r["action"] for r in store.rows("SELECT action FROM audit_log ORDER BY id")]
     assert actions == ["producer.created", "product.created", "lot.recorded"]
 
@@ -73,8 +76,10 @@ def test_failed_write_leaves_nothing_behind(store: Store) -> None:
         store.record_lot(producer["id"], "no-such-product", 500, "x")
     with pytest.raises(ValueError):
         store.record_lot(producer["id"], "x", 0, "x")
-    for table in ("lots", "print_jobs", "outbox"):
+    for table in ("lots", "print_jobs"):
         assert store.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"] == 0
+    kinds = [r["kind"] for r in store.rows("SELECT kind FROM outbox")]
+    assert kinds == ["producer"], "only the producer's record, no lot's"
     seq_before = store.rows("SELECT last_seq FROM site_sequence")[0]["last_seq"]
     assert seq_before == 1, "a rolled-back record does not consume a sequence number"
 
@@ -148,16 +153,17 @@ def test_print_queue_holds_interrupted_jobs_until_staff_confirm(store: Store) ->
         queue.requeue(job["id"], actor="lan", reason="again")
 
 
-def test_outbox_marks_only_pending_rows_sent(store: Store) -> None:
+def test_outbox_marks_only_claimed_rows_sent(store: Store) -> None:
     for i in range(3):
-        _lot(store, 100 + i)
+        _lot(store, 100 + i)  # each with its producer and product: 9 records
     outbox = Outbox(store)
-    rows = outbox.pending(10)
-    assert [r.seq for r in rows] == sorted(r.seq for r in rows)
-    assert outbox.pending(10, exclude={rows[0].id}) == rows[1:]
-    outbox.mark_sent([rows[0].id])
-    status = outbox.status()
-    assert (status["pending"], status["sent"]) == (2, 1)
+    first = outbox.next_batch("records", 4, 0)
+    second = outbox.next_batch("records", 4, 0)
+    assert first is not None and second is not None
+    assert [r["seq"] for r in first.records + second.records] == list(range(1, 9))
+    assert outbox.mark_sent(first) == 4
+    status = outbox.status()["streams"]["records"]
+    assert (status["pending"], status["sent"], status["depth"]) == (5, 4, 9)
 
 
 def test_disk_full_is_a_clear_error_and_keeps_earlier_records(tmp_path: Path) -> None:

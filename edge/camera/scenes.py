@@ -4,12 +4,17 @@ A plain light tray (mild lighting gradient, a warm colour cast, sensor noise), a
 ArUco marker (DICT_4X4_50 id 0) of known size on a white sticker, and ellipse
 items of known length, width and colour with dark spots of known area. Camera
 problems (blur, over- or under-exposure) are applied last, as a camera would.
+
+The tray is drawn top-down at ``px_per_mm``; a camera that is tilted (``tilt_deg``
+towards ``tilt_dir_deg``) or turned about its axis (``rotate_deg``) sees it through a
+known homography (:func:`camera_homography`), a pinhole camera ``camera_mm`` from the
+tray's centre. The truth stays in millimetres; item centres are given in photo pixels.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,6 +30,7 @@ KIND_BGR: dict[str, tuple[int, int, int]] = {
 TRAY_BGR = (200, 208, 214)
 SPOT_BGR = {"dark": (25, 30, 35), "green": (60, 150, 90)}  # rot; greening
 SHIFT = 4  # sub-pixel bits for cv2 drawing
+SUPERSAMPLE = 3  # an oblique view is rendered this much finer, then averaged down
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,75 @@ class ItemTruth:
 class Scene:
     image: Image
     items: tuple[ItemTruth, ...]
-    px_per_mm: float
+    px_per_mm: float  # of the top-down drawing; the photo's own scale when not tilted
     marker_mm: float | None
+    # Tray millimetres -> photo pixels (3x3, row-major); diag(px_per_mm, px_per_mm, 1)
+    # for a square-on photo.
+    homography: tuple[tuple[float, float, float], ...] = ()
+    tilt_deg: float = 0.0
+
+    def to_photo(self, points_mm: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Tray points (N x 2, mm) as photo pixels (N x 2)."""
+        return _project(np.asarray(self.homography, np.float64), points_mm)
+
+
+def _project(hom: npt.NDArray[np.float64], points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    h = np.c_[pts, np.ones(len(pts))] @ hom.T
+    out: npt.NDArray[np.float64] = h[:, :2] / h[:, 2:]
+    return out
+
+
+def _rot(axis: str, deg: float) -> npt.NDArray[np.float64]:
+    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    if axis == "x":
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]], np.float64)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float64)
+
+
+def camera_homography(
+    size: tuple[int, int],
+    px_per_mm: float,
+    *,
+    tilt_deg: float = 0.0,
+    tilt_dir_deg: float = 0.0,
+    rotate_deg: float = 0.0,
+    camera_mm: float = 450.0,
+    fill: float = 0.97,
+) -> npt.NDArray[np.float64]:
+    """Tray millimetres -> photo pixels for a pinhole camera aimed at the tray's centre.
+
+    The tray area is the photo's size at ``px_per_mm`` (320 x 240 mm by default). The
+    camera stands ``camera_mm`` from the tray's centre, its axis tilted ``tilt_deg``
+    from the vertical; with ``tilt_dir_deg`` 0 the top of the photo is the far side
+    (90: the right side). ``rotate_deg`` turns the camera about its own axis. The focal
+    length is chosen so that the whole tray area fills ``fill`` of the photo. Square-on
+    and unturned, this is just ``diag(px_per_mm, px_per_mm, 1)``.
+    """
+    if tilt_deg == 0 and rotate_deg == 0:
+        return np.diag([px_per_mm, px_per_mm, 1.0])
+    if not 0 <= tilt_deg < 60:
+        raise ValueError(f"tilt_deg must be in 0..60, got {tilt_deg}")
+    w, h = size
+    tray_w, tray_h = w / px_per_mm, h / px_per_mm
+    centre = np.array([tray_w / 2, tray_h / 2, 0.0])
+    # Camera -> world; world: x right, y down the top-down drawing, z into the tray.
+    cam_to_world = (
+        _rot("z", tilt_dir_deg) @ _rot("x", tilt_deg) @ _rot("z", -tilt_dir_deg)
+    ) @ _rot("z", rotate_deg)
+    position = centre - camera_mm * cam_to_world[:, 2]
+    world_to_cam = cam_to_world.T
+    # Plane (X, Y, 1) -> camera coordinates.
+    plane = np.c_[world_to_cam[:, :2], -world_to_cam @ position]
+    corners = np.array([[0, 0], [tray_w, 0], [tray_w, tray_h], [0, tray_h]], np.float64)
+    normalised = _project(plane, corners)
+    focal = fill * min(
+        (w / 2) / float(np.abs(normalised[:, 0]).max()),
+        (h / 2) / float(np.abs(normalised[:, 1]).max()),
+    )
+    intrinsics = np.array([[focal, 0, (w - 1) / 2], [0, focal, (h - 1) / 2], [0, 0, 1]])
+    hom = intrinsics @ plane
+    return np.asarray(hom / hom[2, 2], np.float64)
 
 
 DEFAULT_ITEMS: tuple[ItemSpec, ...] = (
@@ -112,18 +185,26 @@ def make_scene(
     tray_bgr: tuple[int, int, int] = TRAY_BGR,
     cast: tuple[float, float, float] = (0.96, 1.0, 1.05),
     seed: int = 0,
+    tilt_deg: float = 0.0,
+    tilt_dir_deg: float = 0.0,
+    rotate_deg: float = 0.0,
+    camera_mm: float = 450.0,
+    fill: float = 0.97,
 ) -> Scene:
     """Render a tray photo (BGR uint8, ``size`` = width, height) and its truth.
 
     Everything (tray, marker sticker, items) is lit by the same light: a gradient
-    brighter to the right and bottom, with the colour ``cast`` (warm by default).
-    ``shadow`` darkens the tray by that share in a soft shadow beside each item
-    (light from the top left).
+    brighter to the right and bottom of the tray, with the colour ``cast`` (warm by
+    default). ``shadow`` darkens the tray by that share in a soft shadow beside each
+    item (light from the top left). With ``tilt_deg`` or ``rotate_deg`` the camera
+    looks at the tray obliquely or turned (see :func:`camera_homography`; ``fill`` above
+    1 zooms in so the tray area's edges are out of view). The tray continues, plain,
+    beyond its drawn area, so the photo shows tray everywhere; items must lie inside
+    the drawn area (``size`` / ``px_per_mm``) to be whole.
     """
     rng = np.random.default_rng(seed)
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    light = 0.9 + 0.12 * xx / w + 0.05 * yy / h
     # Reflectances first (what the scene looks like under even white light) ...
     img = np.empty((h, w, 3), np.float32)
     img[:] = np.array(tray_bgr, np.float32)
@@ -185,14 +266,55 @@ def make_scene(
             )
         )
 
-    # ... then the light, the lens and the sensor.
+    # ... then the light (on the tray), the camera's view, the lens and the sensor.
+    hom = camera_homography(
+        size,
+        px_per_mm,
+        tilt_deg=tilt_deg,
+        tilt_dir_deg=tilt_dir_deg,
+        rotate_deg=rotate_deg,
+        camera_mm=camera_mm,
+        fill=fill,
+    )
+    if tilt_deg == 0 and rotate_deg == 0:
+        light = 0.9 + 0.12 * xx / w + 0.05 * yy / h
+    else:
+        # Sensor pixels integrate light over their area: render SUPERSAMPLE times finer
+        # and average down (point sampling would alias the hard edges).
+        n = SUPERSAMPLE
+        fine = np.array([[n, 0, (n - 1) / 2], [0, n, (n - 1) / 2], [0, 0, 1]], np.float64)
+        top_down_to_fine = fine @ hom @ np.diag([1 / px_per_mm, 1 / px_per_mm, 1.0])
+        warped = cv2.warpPerspective(
+            img,
+            top_down_to_fine,
+            (w * n, h * n),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=tuple(float(c) for c in tray_bgr),
+        )
+        img = np.asarray(cv2.resize(warped, (w, h), interpolation=cv2.INTER_AREA), np.float32)
+        mm = _project(
+            np.asarray(np.linalg.inv(hom), np.float64), np.c_[xx.ravel(), yy.ravel()]
+        ).astype(np.float32)
+        across = mm[:, 0].reshape(h, w) * (px_per_mm / w)  # 0..1 over the tray area
+        down = mm[:, 1].reshape(h, w) * (px_per_mm / h)
+        light = 0.9 + 0.12 * across + 0.05 * down
+        truths = [replace(t, centre_px=_centre(hom, t.centre_px, px_per_mm)) for t in truths]
     img *= light[..., None] * np.array(cast, np.float32)
     seen = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.7), np.float32)  # lens
     if blur_sigma > 0:
         seen = np.asarray(cv2.GaussianBlur(seen, (0, 0), blur_sigma), np.float32)
     seen = seen * gain + rng.normal(0.0, noise, seen.shape).astype(np.float32)
     out = np.clip(seen, 0, 255).astype(np.uint8)
-    return Scene(out, tuple(truths), px_per_mm, marker_mm)
+    rows = tuple((float(r[0]), float(r[1]), float(r[2])) for r in hom)
+    return Scene(out, tuple(truths), px_per_mm, marker_mm, rows, tilt_deg)
+
+
+def _centre(
+    hom: npt.NDArray[np.float64], top_down_px: tuple[float, float], px_per_mm: float
+) -> tuple[float, float]:
+    x, y = _project(hom, [[top_down_px[0] / px_per_mm, top_down_px[1] / px_per_mm]])[0]
+    return float(x), float(y)
 
 
 def random_items(

@@ -3,7 +3,9 @@ outbox row and audit entry written in the same transaction.
 
 A lot is recorded when ``record_lot`` returns: its transaction has committed
 (WAL, synchronous=FULL), so a power cut after that cannot lose it, its label
-or its message to central.
+or its record for central (an outbox row in the ``records`` stream,
+docs/mqtt.md). Producers and products go to central as records too, so central
+can resolve the ids a lot refers to.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.ids import Now, boot_id, iso, new_id, uptime_s, utc_now
+from edge import clock
+from edge.ids import Now, iso, new_id, utc_now
+from edge.storage import outbox
 from edge.storage.db import StorageError, open_database, write_transaction
 
-LOT_TOPIC = "lots"
 RECORD_STREAM = "records"
-PAYLOAD_VERSION = 1
 
 
 class NotFound(Exception):
@@ -45,31 +47,26 @@ class Lot:
     print_job_id: str
 
 
-def lot_payload(
+def lot_record(
     lot: Lot,
-    boot: str,
-    uptime: float,
+    stamp: dict[str, Any],
     tare_g: int | None = None,
     tare_source: str | None = None,
-) -> bytes:
-    """The lot message central receives (docs/mqtt.md); compact UTF-8 JSON."""
-    body = {
-        "v": PAYLOAD_VERSION,
+) -> dict[str, Any]:
+    """The lot record central receives (docs/mqtt.md, record schema 2), without its
+    seq (the outbox assigns it). ``stamp`` is :func:`edge.clock.stamp` at recording.
+    Names are not repeated: central knows them from the producer and product records."""
+    record: dict[str, Any] = {
         "type": "lot",
-        "site": lot.site_id,
-        "seq": lot.seq,
         "id": lot.id,
-        "producer": {"id": lot.producer_id, "name": lot.producer_name},
-        "product": {"id": lot.product_id, "name": lot.product_name},
+        "producer_id": lot.producer_id,
+        "product_id": lot.product_id,
         "net_g": lot.net_g,
-        "recorded_at": lot.recorded_at,
-        "boot_id": boot,
-        "uptime_s": uptime,
     }
     if tare_source is not None:  # issue 3: the tare subtracted, only when there was one
-        body["tare_g"] = tare_g
-        body["tare_source"] = tare_source
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        record["tare_g"] = tare_g
+        record["tare_source"] = tare_source
+    return {**record, **stamp}
 
 
 class Store:
@@ -142,16 +139,21 @@ class Store:
     def _add_named(self, table: str, name: str, **fields: Any) -> dict[str, Any]:
         """A producer or product: id, sequence number and audit entry in one transaction."""
         with self.write() as db:
+            now = self.now()
+            stamp = clock.stamp(now)
             row: dict[str, Any] = {
-                "id": new_id(),
+                "id": new_id(now),
                 "seq": self._next_seq(db),
                 "site_id": self.site_id,
                 "name": name.strip(),
                 **fields,
-                "created_at": iso(self.now()),
+                "created_at": stamp["recorded_at"],
             }
             db.table(table).insert(row)
-            self.audit(db, f"{table[:-1]}.created", row["id"], name=row["name"])
+            kind = table[:-1]  # producer, product
+            record = {k: v for k, v in row.items() if k not in ("seq", "site_id", "created_at")}
+            outbox.add(db, RECORD_STREAM, kind, row["id"], {**record, **stamp})
+            self.audit(db, f"{kind}.created", row["id"], name=row["name"])
         return row
 
     def add_producer(
@@ -162,8 +164,11 @@ class Store:
     def list_producers(self) -> list[dict[str, Any]]:
         return self.rows("SELECT id, seq, name, phone, village FROM producers ORDER BY name")
 
-    def add_product(self, name: str, unit_price_dong: int | None = None) -> dict[str, Any]:
-        return self._add_named("products", name, unit_price_dong=unit_price_dong)
+    def add_product(
+        self, name: str, unit_price_dong: int | None = None, grading: str | None = None
+    ) -> dict[str, Any]:
+        """A product; ``grading`` names its rules (firmware-config/grading/<key>.toml)."""
+        return self._add_named("products", name, unit_price_dong=unit_price_dong, grading=grading)
 
     def list_products(self) -> list[dict[str, Any]]:
         return self.rows("SELECT id, seq, name, unit_price_dong FROM products ORDER BY name")
@@ -192,10 +197,11 @@ class Store:
             product = db.execute("SELECT name FROM products WHERE id = ?", [product_id]).fetchone()
             if product is None:
                 raise NotFound(f"product {product_id} not found")
-            now = iso(self.now())
-            boot, uptime = boot_id(), uptime_s()
+            at = self.now()
+            stamp = clock.stamp(at)
+            now = stamp["recorded_at"]
             lot = Lot(
-                id=new_id(),
+                id=new_id(at),
                 seq=self._next_seq(db),
                 site_id=self.site_id,
                 producer_id=producer_id,
@@ -218,8 +224,8 @@ class Store:
                     "tare_g": tare_g,
                     "tare_source": tare_source,
                     "recorded_at": now,
-                    "boot_id": boot,
-                    "uptime_s": uptime,
+                    "boot_id": stamp["boot_id"],
+                    "uptime_s": stamp["uptime_s"],
                 }
             )
             db.table("print_jobs").insert(
@@ -233,17 +239,8 @@ class Store:
                     "updated_at": now,
                 }
             )
-            db.table("outbox").insert(
-                {
-                    "stream": RECORD_STREAM,
-                    "topic": LOT_TOPIC,
-                    "record_id": lot.id,
-                    "seq": lot.seq,
-                    "payload": lot_payload(lot, boot, uptime, tare_g, tare_source),
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                }
+            outbox.add(
+                db, RECORD_STREAM, "lot", lot.id, lot_record(lot, stamp, tare_g, tare_source)
             )
             self.audit(db, "lot.recorded", lot.id, seq=lot.seq, net_g=net_g)
         return lot

@@ -27,6 +27,7 @@ class NewProducer(_Body):
 class NewProduct(_Body):
     name: str = Field(min_length=1, max_length=120)
     unit_price_dong: int | None = Field(None, ge=0)
+    grading: str | None = Field(None, min_length=1, max_length=40)
 
 
 class NewLot(_Body):
@@ -85,6 +86,7 @@ def state(request: Request) -> dict[str, Any]:
         },
         "outbox": st.outbox_status(),
         "link": st.link_status().value,
+        "camera": st.photos.state_json(),
     }
 
 
@@ -122,12 +124,16 @@ def create_producer(body: NewProducer, request: Request) -> dict[str, Any]:
 
 @router.get("/products")
 def list_products(request: Request) -> list[dict[str, Any]]:
-    return _station(request).db.list_products()
+    return _station(request).photos.grades.list_products()
 
 
 @router.post("/products", status_code=201)
 def create_product(body: NewProduct, request: Request) -> dict[str, Any]:
-    return _station(request).db.add_product(body.name, body.unit_price_dong)
+    """A product; ``grading`` names its grade rules (422 listing the valid keys)."""
+    intake = _station(request).photos
+    if body.grading is not None:
+        intake.check_grading_key(body.grading)
+    return intake.grades.add_product(body.name, body.unit_price_dong, body.grading)
 
 
 @router.post("/lots", status_code=201)
@@ -138,8 +144,16 @@ def record_lot(body: NewLot, request: Request) -> dict[str, Any]:
 
 @router.get("/lots")
 def lots_today(request: Request) -> list[dict[str, Any]]:
+    """Today's lots with print and sync status, and their proposed and confirmed grade."""
     st = _station(request)
-    return st.db.lots_since(st.start_of_today())
+    lots = st.db.lots_since(st.start_of_today())
+    grades = st.photos.grades.lot_grades([lot["id"] for lot in lots])
+    for lot in lots:
+        g = grades.get(lot["id"]) or {}
+        lot["grade"] = g.get("grade")
+        lot["proposed_grade"] = g.get("proposed_grade")
+        lot["grade_confidence"] = g.get("confidence")
+    return lots
 
 
 @router.get("/print-jobs")

@@ -12,11 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from edge import __version__
+from edge.camera.capture import CameraError
+from edge.camera.intake import IntakeError
+from edge.camera.photos import PhotoRejected
 from edge.config import StationConfig
 from edge.station import Refused, Station
 from edge.storage.db import StorageError
+from edge.storage.photos import PhotoStorageError
 from edge.storage.store import NotFound
 from edge.web.api import router
+from edge.web.photo_api import router as photo_router
 
 
 def error_body(code: str, message: str, message_en: str) -> dict[str, dict[str, str]]:
@@ -34,8 +40,9 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
         finally:
             st.stop()
 
-    app = FastAPI(title="Edge station", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Edge station", version=__version__, lifespan=lifespan)
     app.include_router(router, prefix="/api")
+    app.include_router(photo_router, prefix="/api")
 
     @app.exception_handler(Refused)
     async def refused(_r: Request, exc: Refused) -> JSONResponse:
@@ -52,6 +59,23 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
             "Không lưu được dữ liệu (đĩa đầy hoặc lỗi lưu trữ). Chưa có gì được ghi. Báo kỹ thuật."
         )
         return JSONResponse(error_body("storage_error", msg, str(exc)), 507)
+
+    @app.exception_handler(PhotoRejected)
+    async def photo_rejected(_r: Request, exc: PhotoRejected) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
+
+    @app.exception_handler(IntakeError)
+    async def intake_refused(_r: Request, exc: IntakeError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
+
+    @app.exception_handler(CameraError)
+    async def camera_failed(_r: Request, exc: CameraError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), 503)
+
+    @app.exception_handler(PhotoStorageError)
+    async def photo_not_saved(_r: Request, exc: PhotoStorageError) -> JSONResponse:
+        code = "disk_full" if exc.disk_full else "storage_error"
+        return JSONResponse(error_body(code, exc.message, exc.message_en), 507)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:

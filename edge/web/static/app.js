@@ -1,7 +1,9 @@
 /* Collection point station page: vanilla JS, no build, no network beyond the station.
  *
  * Polls GET /api/state every 500 ms (weight, scale, printer, outbox, link) and
- * GET /api/lots every few seconds. Every text the staff read lives in strings.js,
+ * GET /api/lots every few seconds. After "Ghi & In" the photo step opens: take a
+ * photo with the station camera or upload one from a phone, see the proposed grade
+ * and why, and confirm or change it. Every text the staff read lives in strings.js,
  * Vietnamese first; the "English" button switches the page. Messages from the
  * API come in both languages and are shown in the chosen one.
  */
@@ -105,11 +107,15 @@
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), timeoutMs || 5000);
     let res;
+    const raw = body instanceof Blob; // a photo goes as it is, with its own type
+    let headers = {};
+    if (raw) headers = { "Content-Type": body.type || "application/octet-stream" };
+    else if (body !== undefined) headers = { "Content-Type": "application/json" };
     try {
       res = await fetch("/api" + path, {
         method: method,
-        headers: body === undefined ? {} : { "Content-Type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: headers,
+        body: raw ? body : body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store",
         signal: ctrl.signal,
       });
@@ -172,6 +178,27 @@
     lotsBody: $("lots-body"),
     lotsEmpty: $("lots-empty"),
     lotsCount: $("lots-count"),
+    productGrading: $("product-grading"),
+    cameraStatus: $("camera-status"),
+    photosUsage: $("photos-usage"),
+    photosOver: $("photos-over"),
+    photoCard: $("photo-card"),
+    photoLot: $("photo-lot"),
+    photoClose: $("photo-close"),
+    captureButton: $("capture-button"),
+    uploadButton: $("upload-button"),
+    uploadInput: $("upload-input"),
+    cameraProblem: $("camera-problem"),
+    photoBusy: $("photo-busy"),
+    photoResult: $("photo-result"),
+    photoLink: $("photo-link"),
+    photoThumb: $("photo-thumb"),
+    proposalGrade: $("proposal-grade"),
+    reasons: $("reasons"),
+    photoNote: $("photo-note"),
+    graderName: $("grader-name"),
+    gradeButtons: $("grade-buttons"),
+    gradeConfirmed: $("grade-confirmed"),
   };
 
   // ---------------------------------------------------------------- page state
@@ -183,6 +210,7 @@
   let producers = [];
   let products = [];
   let lots = [];
+  let gradingKeys = [];
   let heldJobs = [];
   let lastHeldKey = "";
 
@@ -251,6 +279,7 @@
     renderLots();
     renderHeld();
     renderMessage();
+    renderPhoto();
   }
 
   // ---------------------------------------------------------------- state
@@ -328,6 +357,7 @@
     el.printerError.hidden = !perror || pstatus === "ready";
     el.printerError.textContent = perror ? String(perror) : "";
 
+    renderCamera(station.camera);
     updateRecordButton();
   }
 
@@ -509,17 +539,29 @@
     return typeof p.unit_price_dong === "number" ? p.name + " · " + formatDong(p.unit_price_dong) : p.name;
   }
 
+  function gradingLabel(key) {
+    const text = t("grading_" + key);
+    return text === "grading_" + key ? key : text + " (" + key + ")";
+  }
+
   function renderOptions() {
     fillSelect(el.producerSelect, producers, "choose_producer", producerLabel);
     fillSelect(el.productSelect, products, "choose_product", productLabel);
+    const keys = gradingKeys.map((k) => ({ id: k, name: k }));
+    fillSelect(el.productGrading, keys, "grading_none", (k) => gradingLabel(k.id));
     updateRecordButton();
   }
 
   async function refreshCatalog() {
     try {
-      const [ps, qs] = await Promise.all([api("GET", "/producers"), api("GET", "/products")]);
+      const [ps, qs, gk] = await Promise.all([
+        api("GET", "/producers"),
+        api("GET", "/products"),
+        api("GET", "/grading"),
+      ]);
       producers = ps.slice().sort(byName);
       products = qs.slice().sort(byName);
+      gradingKeys = gk.keys || [];
       renderOptions();
     } catch (_e) {
       /* the connection banner tells the staff; try again on the next round */
@@ -597,7 +639,11 @@
       }
     }
     try {
-      const row = await api("POST", "/products", { name: name, unit_price_dong: price });
+      const row = await api("POST", "/products", {
+        name: name,
+        unit_price_dong: price,
+        grading: form.elements.grading.value || null,
+      });
       await refreshCatalog();
       el.productSelect.value = row.id;
       updateRecordButton();
@@ -636,6 +682,7 @@
       );
       el.message.dataset.lotId = lot.id;
       el.message.dataset.seq = String(lot.seq);
+      openPhoto(lot.id);
     } catch (err) {
       if (err instanceof ApiError && err.code === "network") {
         showMessage("error", both("record_unknown"));
@@ -687,12 +734,26 @@
       const ps = lot.print_status;
       const ss = lot.sync_status;
       const pKnown = ["queued", "sending", "printed", "held", "failed"].includes(ps);
-      const sKnown = ["pending", "sent"].includes(ss);
+      const sKnown = ["pending", "sent", "confirmed"].includes(ss);
       top.append(
         meta,
         pill("print", ps, pKnown ? t("print_" + ps) : ps || "–", "lot-print"),
         pill("sync", ss, sKnown ? t("sync_" + ss) : ss || "–", "lot-sync"),
       );
+      if (lot.grade || lot.proposed_grade) {
+        const confirmed = Boolean(lot.grade);
+        const text = confirmed
+          ? t("lot_grade", { grade: gradeLabel(lot.grade) })
+          : t("lot_proposed", { grade: gradeLabel(lot.proposed_grade) });
+        top.append(pill("grade", confirmed ? "confirmed" : "proposed", text, "lot-grade"));
+      }
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "btn lot-photo";
+      open.setAttribute("data-testid", "lot-photo-button");
+      open.textContent = t("photo_open");
+      open.addEventListener("click", () => openPhoto(lot.id));
+      top.append(open);
       cell(tr, "c-producer", "col_producer", lot.producer_name).setAttribute("data-testid", "lot-producer");
       cell(tr, "c-product", "col_product", lot.product_name).setAttribute("data-testid", "lot-product");
       cell(tr, "c-weight", "col_weight", formatKg(lot.net_g)).setAttribute("data-testid", "lot-weight");
@@ -777,6 +838,226 @@
     refreshLots();
   }
 
+
+  // ---------------------------------------------------------------- photo and grade
+
+  let photoView = null; // GET /api/lots/{id}/photos: lot, grades, photo, proposal
+  let photoBusy = false;
+  let photoNote = null; // {kind, msg: {vi, en}} about the last photo or confirmation
+  let cameraState = null;
+
+  function gradeLabel(g) {
+    return g === "reject" ? t("grade_reject") : t("grade_name", { grade: g });
+  }
+
+  function renderCamera(cam) {
+    cameraState = cam || null;
+    const status = (cam && cam.status) || "unknown";
+    el.cameraStatus.dataset.status = status;
+    const known = ["ok", "ready", "no_device", "error", "none"].includes(status);
+    el.cameraStatus.textContent = known ? t("camera_" + status) : "–";
+    const photos = cam && cam.photos;
+    const mb = (b) => (b / 1048576).toFixed(b < 10485760 ? 1 : 0);
+    el.photosUsage.textContent = photos
+      ? t("photos_usage", { used: mb(photos.total_bytes), limit: mb(photos.limit_bytes) })
+      : "";
+    el.photosOver.hidden = !(photos && photos.over_limit);
+    el.photosOver.textContent =
+      photos && photos.over_limit
+        ? t("photos_over", { used: mb(photos.total_bytes), limit: mb(photos.limit_bytes) })
+        : "";
+    renderPhotoButtons();
+  }
+
+  function renderPhotoButtons() {
+    const cam = cameraState;
+    const none = cam && cam.status === "none";
+    el.captureButton.hidden = Boolean(none);
+    el.captureButton.disabled = photoBusy || !connected;
+    el.uploadButton.classList.toggle("is-disabled", photoBusy);
+    el.uploadInput.disabled = photoBusy;
+    el.photoBusy.hidden = !photoBusy;
+    const problem = cam && (cam.status === "no_device" || cam.status === "error");
+    const text = problem ? (lang === "en" && cam.error_en) || cam.error : "";
+    el.cameraProblem.hidden = !text;
+    el.cameraProblem.textContent = text || "";
+  }
+
+  async function openPhoto(lotId) {
+    try {
+      photoView = await api("GET", "/lots/" + encodeURIComponent(lotId) + "/photos");
+      photoNote = null;
+      renderPhoto();
+      if (typeof el.photoCard.scrollIntoView === "function") {
+        el.photoCard.scrollIntoView({ block: "nearest" });
+      }
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  /** The lot's proposal: its latest graded photo's grade (a later declined photo keeps it). */
+  function proposalOf(view) {
+    const g = view && view.grade;
+    if (!g || !g.proposed_grade) return null;
+    const source = view.photos.find((p) => p.id === g.photo_id);
+    const result = source && source.grading;
+    return { grade: g.proposed_grade, confidence: g.confidence, reasons: (result && result.reasons) || [] };
+  }
+
+  function renderPhoto() {
+    const view = photoView;
+    el.photoCard.hidden = !view;
+    renderPhotoButtons();
+    if (!view) return;
+    el.photoCard.dataset.lotId = view.lot_id;
+    el.photoLot.textContent = "— " + t("lot_short", { seq: view.seq }) + " · " + view.product_name;
+
+    const photo = view.photo;
+    el.photoResult.hidden = !photo;
+    el.photoResult.dataset.photoId = photo ? photo.id : "";
+    if (photo) {
+      if (el.photoThumb.getAttribute("src") !== photo.thumb_url) el.photoThumb.src = photo.thumb_url;
+      el.photoThumb.width = photo.thumb_width;
+      el.photoThumb.height = photo.thumb_height;
+      // The full photo with outlines, sizes and defects drawn; the thumbnail once retention
+      // has removed the full one.
+      el.photoLink.href = photo.url ? "/api/photos/" + encodeURIComponent(photo.id) + "/annotated.png" : photo.thumb_url;
+    }
+    const result = photo && photo.grading;
+    const proposal = proposalOf(view);
+    el.proposalGrade.textContent = proposal
+      ? t("proposal", { grade: gradeLabel(proposal.grade), pct: Math.round(proposal.confidence * 100) })
+      : t("proposal_none");
+    el.proposalGrade.dataset.grade = proposal ? proposal.grade : "";
+    el.reasons.textContent = "";
+    for (const r of (proposal && proposal.reasons) || []) {
+      const li = document.createElement("li");
+      li.setAttribute("data-testid", "reason");
+      li.dataset.passed = String(Boolean(r.passed));
+      li.textContent = lang === "en" ? r.text_en : r.text_vi;
+      el.reasons.appendChild(li);
+    }
+    // Declined, no rules or an error: the station's own words, with what to do.
+    const note = result && result.status !== "graded" ? result : null;
+    el.photoNote.hidden = !note;
+    el.photoNote.dataset.status = note ? note.status : "";
+    el.photoNote.dataset.reason = (note && note.reason) || "";
+    el.photoNote.textContent = note
+      ? note.status === "declined"
+        ? t("photo_declined", { message: lang === "en" ? note.message_en : note.message })
+        : lang === "en" ? note.message_en : note.message
+      : "";
+
+    const grade = view.grade || {};
+    el.gradeButtons.textContent = "";
+    for (const g of view.grades) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn grade-btn";
+      b.setAttribute("data-testid", "grade-" + g);
+      b.dataset.grade = g;
+      b.textContent = g === "reject" ? t("grade_reject") : g;
+      b.setAttribute("aria-pressed", String(grade.grade === g));
+      if (proposal && proposal.grade === g) b.classList.add("proposed");
+      b.disabled = photoBusy;
+      b.addEventListener("click", () => confirmGrade(g));
+      el.gradeButtons.appendChild(b);
+    }
+    el.gradeConfirmed.hidden = !grade.grade;
+    if (grade.grade) {
+      const overridden = grade.proposed_grade && grade.proposed_grade !== grade.grade;
+      el.gradeConfirmed.textContent = overridden
+        ? t("grade_overridden", {
+            grade: gradeLabel(grade.grade),
+            proposed: gradeLabel(grade.proposed_grade),
+            by: grade.confirmed_by,
+          })
+        : t("grade_confirmed", { grade: gradeLabel(grade.grade), by: grade.confirmed_by });
+    }
+    el.gradeConfirmed.dataset.grade = grade.grade || "";
+  }
+
+  async function photoRequest(send) {
+    if (photoBusy || !photoView) return;
+    photoBusy = true;
+    renderPhoto();
+    try {
+      photoView = await send(photoView.lot_id);
+      const result = photoView.photo && photoView.photo.grading;
+      if (result && result.status === "graded") {
+        showMessage("ok", both("photo_stored", () => ({ seq: photoView.seq })));
+      } else if (result) {
+        showMessage("error", { vi: result.message, en: result.message_en });
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      photoBusy = false;
+      renderPhoto();
+      refreshLots();
+    }
+  }
+
+  function capturePhoto() {
+    photoRequest((lotId) => api("POST", "/lots/" + encodeURIComponent(lotId) + "/capture", undefined, 60000));
+  }
+
+  function uploadPhoto() {
+    const file = el.uploadInput.files && el.uploadInput.files[0];
+    el.uploadInput.value = "";
+    if (!file) return;
+    photoRequest((lotId) => api("POST", "/lots/" + encodeURIComponent(lotId) + "/photos", file, 120000));
+  }
+
+  function graderName() {
+    return el.graderName.value.trim() || "staff";
+  }
+
+  async function confirmGrade(g) {
+    if (photoBusy || !photoView) return;
+    photoBusy = true;
+    renderPhoto();
+    try {
+      const res = await api("POST", "/lots/" + encodeURIComponent(photoView.lot_id) + "/grade", {
+        grade: g,
+        by: graderName(),
+      });
+      photoView = res;
+      showMessage(
+        "ok",
+        both("grade_confirmed_msg", () => ({ seq: res.seq, grade: gradeLabel(res.confirmation.grade) })),
+      );
+    } catch (err) {
+      showError(err);
+    } finally {
+      photoBusy = false;
+      renderPhoto();
+      refreshLots();
+    }
+  }
+
+  function wirePhoto() {
+    el.captureButton.addEventListener("click", capturePhoto);
+    el.uploadInput.addEventListener("change", uploadPhoto);
+    el.photoClose.addEventListener("click", () => {
+      photoView = null;
+      renderPhoto();
+    });
+    try {
+      el.graderName.value = window.localStorage.getItem("station.grader") || "";
+    } catch (_e) {
+      /* private mode */
+    }
+    el.graderName.addEventListener("change", () => {
+      try {
+        window.localStorage.setItem("station.grader", el.graderName.value.trim());
+      } catch (_e) {
+        /* private mode: typed again next time */
+      }
+    });
+  }
+
   // ---------------------------------------------------------------- simulator
 
   async function simulate(command) {
@@ -826,6 +1107,7 @@
     wireAddForm(el.productToggle, el.productForm, saveProduct);
     wireSimulator();
     wireTare();
+    wirePhoto();
     window.addEventListener("resize", () => renderWeight(weightGrams));
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) pollState();
@@ -838,7 +1120,9 @@
     setInterval(refreshLots, LOTS_EVERY_MS);
     setInterval(() => {
       const active = document.activeElement;
-      if (active !== el.producerSelect && active !== el.productSelect) refreshCatalog();
+      if (active !== el.producerSelect && active !== el.productSelect && active !== el.productGrading) {
+        refreshCatalog();
+      }
     }, CATALOG_EVERY_MS);
   }
 

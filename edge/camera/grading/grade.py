@@ -1,0 +1,202 @@
+"""Grade a photo: the product's rules, or a cooperative's calibrated model.
+
+:func:`grade_photo` is what the station and ``edge grade`` call. It returns a
+:class:`Graded` (grade, confidence, the decisions that explain it, the measurements)
+or a :class:`~edge.camera.grading.quality.Declined` for a photo it will not grade.
+A caller's mistake (unknown product, bad rules or model file, a rule needing the
+lot's weight when none was given) raises :class:`GradingError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.camera.grading.features import Features, photo_features
+from edge.camera.grading.measure import TrayMeasurement, WorkImage, lot_summary, measure_tray
+from edge.camera.grading.model import Model, ModelError, explain
+from edge.camera.grading.quality import Declined, assess
+from edge.camera.grading.rules import (
+    WEIGHT_KEYS,
+    Decision,
+    MissingMeasurement,
+    Rules,
+    RulesError,
+    decide,
+    load_rules,
+)
+
+__all__ = [
+    "Decision",
+    "Graded",
+    "GradingError",
+    "grade_photo",
+    "grade_work",
+    "load_grading_model",
+    "load_grading_rules",
+    "model_input",
+]
+
+
+class GradingError(Exception):
+    """Grading cannot start: unknown product, bad rules or model file, missing weight.
+
+    The message names the file, the key and the reason (``FILE: KEY: REASON``).
+    """
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A proposed grade and why."""
+
+    product: str
+    grade: str
+    confidence: float  # 0..1
+    method: Literal["rules", "model"]
+    reasons: tuple[Decision, ...]  # the measurements that decided it
+    measurements: dict[str, float]  # lot_summary(...), plus model features when used
+    measurement: TrayMeasurement
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (plain floats, no numpy types)."""
+        m = self.measurement
+        return {
+            "product": self.product,
+            "grade": self.grade,
+            "confidence": round(float(self.confidence), 4),
+            "method": self.method,
+            "reasons": [d.to_json() for d in self.reasons],
+            "measurements": {k: round(float(v), 6) for k, v in self.measurements.items()},
+            "unit": m.unit,
+            "scale_source": m.scale_source,
+            "px_per_mm": None if m.px_per_mm is None else float(m.px_per_mm),
+            "colour_reference": m.colour_reference,
+            "item_count": len(m.items),
+            "image_size": [int(m.image_size[0]), int(m.image_size[1])],
+        }
+
+
+def grade_photo(
+    photo: npt.NDArray[np.uint8],
+    product: str,
+    *,
+    rules_dir: Path,
+    model_path: Path | None = None,
+    weight_g: int | None = None,
+    marker_mm: float | None = 40.0,
+) -> Graded | Declined:
+    """Grade a BGR photo of ``product``; loads the rules (and model) on every call.
+
+    Callers grading many photos should load once and use :func:`grade_work`.
+    """
+    rules = load_grading_rules(rules_dir, product)
+    model = load_grading_model(model_path, product) if model_path is not None else None
+    return grade_work(WorkImage.of(photo), rules, model, weight_g=weight_g, marker_mm=marker_mm)
+
+
+def load_grading_rules(rules_dir: Path, product: str) -> Rules:
+    """The product's rules; :class:`GradingError` names the file, key and reason."""
+    try:
+        return load_rules(rules_dir, product)
+    except RulesError as exc:
+        raise GradingError(str(exc)) from None
+
+
+def load_grading_model(path: Path, product: str) -> Model:
+    """A calibrated model for ``product``; :class:`GradingError` when it cannot be used."""
+    try:
+        model = Model.load(path)
+    except ModelError as exc:
+        raise GradingError(str(exc)) from None
+    if model.product != product:
+        raise GradingError(
+            f"{path}: product: the model was calibrated for {model.product!r}, not {product!r}"
+        )
+    return model
+
+
+def grade_work(
+    work: WorkImage,
+    rules: Rules,
+    model: Model | None = None,
+    *,
+    weight_g: int | None = None,
+    marker_mm: float | None = 40.0,
+) -> Graded | Declined:
+    """Grade an already-wrapped photo with loaded rules, or with ``model`` when given.
+
+    Rules: the photo checks and tray measurement of :func:`assess` (the marker is
+    required when a rule compares millimetres). Model: the produce checks of
+    :func:`~edge.camera.grading.features.photo_features` (a model may have been
+    calibrated from photos that are not tray photos), then the model's most probable
+    class, its probability as the confidence, and the features that decided it.
+    """
+    if model is None:
+        return _by_rules(work, rules, weight_g, marker_mm)
+    return _by_model(work, rules.product, model, weight_g, marker_mm)
+
+
+def _by_rules(
+    work: WorkImage, rules: Rules, weight_g: int | None, marker_mm: float | None
+) -> Graded | Declined:
+    if rules.needs_weight and (weight_g is None or weight_g <= 0):
+        key = sorted(rules.measurement_keys() & WEIGHT_KEYS)[0]
+        raise GradingError(f"{rules.file}: {key}: this rule needs the lot's weight (weight_g)")
+    result = assess(work.full, marker_mm=marker_mm, require_marker=rules.needs_marker)
+    if isinstance(result, Declined):
+        return result
+    measured = lot_summary(result, weight_g)
+    try:
+        outcome = decide(rules, measured)
+    except MissingMeasurement as exc:
+        raise GradingError(str(exc)) from None
+    return Graded(
+        product=rules.product,
+        grade=outcome.grade,
+        confidence=outcome.confidence,
+        method="rules",
+        reasons=outcome.reasons,
+        measurements=measured,
+        measurement=result,
+    )
+
+
+def model_input(
+    work: WorkImage, marker_mm: float | None = 40.0
+) -> tuple[TrayMeasurement, Features] | Declined:
+    """What the learned grader sees of a photo: its measurement and produce features.
+
+    The same for calibration, evaluation and grading, so a model is used on exactly
+    the kind of figures it was fitted on.
+    """
+    m = measure_tray(work, marker_mm)
+    features = photo_features(work, m.marker)
+    if isinstance(features, Declined):
+        return features
+    return m, features
+
+
+def _by_model(
+    work: WorkImage, product: str, model: Model, weight_g: int | None, marker_mm: float | None
+) -> Graded | Declined:
+    seen = model_input(work, marker_mm)
+    if isinstance(seen, Declined):
+        return seen
+    m, features = seen
+    proba = model.predict_proba(features.vector)
+    best = int(np.argmax(proba))
+    measured = lot_summary(m, weight_g)
+    measured.update(features.named())
+    return Graded(
+        product=product,
+        grade=model.classes[best],
+        confidence=float(proba[best]),
+        method="model",
+        reasons=explain(model, features.vector, best),
+        measurements=measured,
+        measurement=m,
+    )

@@ -1,0 +1,297 @@
+"""The pure part of central ingest: database URLs, topics, sequence arithmetic,
+status payloads and record bodies. No I/O here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+DATA_STREAMS = ("records", "telemetry", "bulk")
+"""The batch topics (and streams) a station publishes, in priority order."""
+
+URL_HELP = (
+    "use sqlite:///RELATIVE/PATH.db, sqlite:////ABSOLUTE/PATH.db "
+    "or postgresql://USER@HOST:PORT/DATABASE"
+)
+
+
+class DbUrlError(ValueError):
+    """A database URL that cannot be used; the message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class DbUrl:
+    kind: Literal["sqlite", "postgresql"]
+    path: Path | None  # sqlite: the file
+    conninfo: str  # postgresql: the URL as libpq takes it
+
+
+def parse_db_url(url: str) -> DbUrl:
+    """``sqlite:///x.db`` (relative), ``sqlite:////abs/x.db`` (absolute, as in
+    SQLAlchemy), or ``postgresql://`` / ``postgres://`` (passed to libpq)."""
+    text = url.strip()
+    if not text:
+        raise DbUrlError(f"empty database URL; {URL_HELP}")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise DbUrlError(f"malformed database URL {url!r} ({exc}); {URL_HELP}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        if not text.lower().startswith("sqlite:///"):
+            raise DbUrlError(
+                f"SQLite URL {url!r} needs three slashes before the path (no host part); {URL_HELP}"
+            )
+        if parts.query or parts.fragment:
+            raise DbUrlError(f"SQLite URL {url!r} takes no '?' or '#' options; {URL_HELP}")
+        raw = text[len("sqlite:///") :]
+        if not raw or raw.endswith("/"):
+            raise DbUrlError(f"SQLite URL {url!r} names no database file; {URL_HELP}")
+        return DbUrl("sqlite", Path(raw), "")
+    if scheme in ("postgresql", "postgres"):
+        if not parts.path.strip("/") and "dbname=" not in parts.query:
+            raise DbUrlError(f"PostgreSQL URL {url!r} names no database; {URL_HELP}")
+        return DbUrl("postgresql", None, text)
+    shown = f"scheme {scheme!r}" if scheme else "no scheme"
+    raise DbUrlError(f"database URL {url!r} has {shown}; {URL_HELP}")
+
+
+class BrokerUrlError(ValueError):
+    """A broker URL that cannot be used; the message says what to write."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """``mqtt://host[:1883]``, ``mqtts://host[:8883]`` (TLS), or ``host[:port]``."""
+    text = url.strip()
+    help_ = "use mqtt://HOST:PORT or mqtts://HOST:PORT"
+    if "://" not in text:
+        text = f"mqtt://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise BrokerUrlError(f"broker URL {url!r}: {exc}; {help_}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+        raise BrokerUrlError(f"broker URL {url!r} has scheme {scheme!r}; {help_}")
+    if not parts.hostname:
+        raise BrokerUrlError(f"broker URL {url!r} names no host; {help_}")
+    if parts.path not in ("", "/") or parts.query:
+        raise BrokerUrlError(f"broker URL {url!r} has a path or query; {help_}")
+    tls = scheme in ("mqtts", "ssl")
+    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
+
+
+_SITE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def parse_topic(prefix: str, topic: str) -> tuple[str, str] | None:
+    """``<prefix>/<site>/<kind>`` -> (site, kind) for the data and status topics."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    rest = topic[len(head) :].split("/")
+    if len(rest) != 2 or not _SITE.match(rest[0]):
+        return None
+    if rest[1] not in (*DATA_STREAMS, "status"):
+        return None
+    return rest[0], rest[1]
+
+
+class BatchLike(Protocol):
+    """What the store needs of a decoded batch (edge.sync.envelope.Batch)."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def first(self) -> int: ...
+    @property
+    def last(self) -> int: ...
+    @property
+    def records(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def check_batch(batch: BatchLike, site: str, stream: str) -> str | None:
+    """Why a batch that arrived on ``<prefix>/<site>/<stream>`` must be refused, or None."""
+    if batch.site != site:
+        return f"batch says site {batch.site!r} but arrived on site {site!r}'s topic"
+    if batch.stream != stream:
+        return f"batch says stream {batch.stream!r} but arrived on the {stream!r} topic"
+    if batch.first < 1 or batch.last < batch.first:
+        return f"bad sequence range {batch.first}-{batch.last}"
+    if len(batch.records) != batch.last - batch.first + 1:
+        return f"range {batch.first}-{batch.last} does not match {len(batch.records)} record(s)"
+    return None
+
+
+def covered_upto(contiguous: int, ranges: Iterable[tuple[int, int]]) -> int:
+    """The contiguous high-water mark once the inclusive ``ranges`` are stored,
+    counting only what the ranges themselves prove (rows stored earlier beyond a
+    gap are found by the database, starting from this value)."""
+    upto = contiguous
+    for first, last in sorted(ranges):
+        if first > upto + 1:
+            break
+        upto = max(upto, last)
+    return upto
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"a record holds a {type(value).__name__}, which JSON cannot store")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """A record as compact UTF-8 JSON text (bytes as base64, Vietnamese as is)."""
+    return _ENCODER.encode(record)
+
+
+def record_kind(record: Mapping[str, Any]) -> str:
+    kind = record.get("type")
+    return kind if isinstance(kind, str) else "unknown"
+
+
+def record_id(record: Mapping[str, Any]) -> str | None:
+    rid = record.get("id")
+    return rid if isinstance(rid, str) else None
+
+
+def parse_status_payload(payload: bytes) -> dict[str, Any]:
+    """A station's retained status: JSON ``{"state": ...}`` (v2) or plain
+    ``online``/``offline`` (v1). Raises ValueError naming what is wrong."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError("status payload is not UTF-8") from None
+    if text in ("online", "offline"):
+        return {"state": text}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        shown = text[:40]
+        raise ValueError(f"status payload is neither JSON nor online/offline: {shown!r}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+        raise ValueError("status JSON has no string 'state'")
+    return data
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    """After a store: the contiguous mark of one (site, stream) and what was new."""
+
+    site: str
+    stream: str
+    upto: int
+    inserted: int
+    duplicates: int
+
+
+Row = tuple[str, str, int, str, str | None, str]
+"""(site, stream, seq, kind, record_id, body JSON) of one record."""
+
+
+@dataclass
+class GroupPlan:
+    """A group of batches laid out for one transaction."""
+
+    rows: dict[tuple[str, str], list[Row]]
+    ranges: dict[tuple[str, str], list[tuple[int, int]]]
+    received: dict[tuple[str, str], int]
+    telemetry: dict[str, tuple[int, str]]  # site -> (seq, body) of its newest telemetry
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """(site, stream) keys in one global order (locks are taken in it)."""
+        return sorted(self.ranges)
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({site for site, _ in self.ranges})
+
+
+def plan_group(batches: Iterable[BatchLike]) -> GroupPlan:
+    """Rows, ranges and newest telemetry of some batches; raises TypeError/ValueError
+    (from ``record_json``) when a record cannot be stored as JSON."""
+    plan = GroupPlan({}, {}, {}, {})
+    for batch in batches:
+        key = (batch.site, batch.stream)
+        plan.ranges.setdefault(key, []).append((batch.first, batch.last))
+        plan.received[key] = plan.received.get(key, 0) + len(batch.records)
+        rows = plan.rows.setdefault(key, [])
+        seq = batch.first
+        body = ""
+        for record in batch.records:
+            body = record_json(record)
+            rows.append(
+                (batch.site, batch.stream, seq, record_kind(record), record_id(record), body)
+            )
+            seq += 1
+        if batch.stream == "telemetry" and batch.records:
+            newest = plan.telemetry.get(batch.site)
+            if newest is None or newest[0] < batch.last:
+                plan.telemetry[batch.site] = (batch.last, body)
+    return plan
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    site: str
+    stream: str
+    contiguous: int
+    highest: int
+    records: int
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    site: str
+    last_seen: str | None  # ISO 8601 UTC
+    status: dict[str, Any] | None
+    telemetry: dict[str, Any] | None
+
+
+def site_views(sites: Sequence[SiteRow], streams: Sequence[StreamRow]) -> list[dict[str, Any]]:
+    """The ``sites`` list of GET /status."""
+    by_site: dict[str, dict[str, Any]] = {}
+    for row in streams:
+        by_site.setdefault(row.site, {})[row.stream] = {
+            "confirmed_upto": row.contiguous,
+            "records": row.records,
+            "highest_seq": row.highest,
+        }
+    out = []
+    for site in sorted(sites, key=lambda s: s.site):
+        status = site.status or {}
+        out.append(
+            {
+                "site": site.site,
+                "last_seen": site.last_seen,
+                "online": status.get("state") == "online",
+                "status": site.status,
+                "streams": by_site.get(site.site, {}),
+                "telemetry": site.telemetry,
+            }
+        )
+    return out

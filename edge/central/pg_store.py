@@ -1,0 +1,266 @@
+"""The PostgreSQL back-end (psycopg 3). A group of batches is one transaction:
+the progress rows of its (site, stream) keys are locked first, in one order
+(so several ingest processes serialise per stream and never deadlock), the
+records of each key go in as one ``INSERT ... SELECT FROM unnest(arrays) ON
+CONFLICT DO NOTHING`` (one round trip, arrays sent in binary), and the
+contiguous mark moves past any gap that is now filled. Bodies are JSONB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+
+from edge.central.core import (
+    DbUrlError,
+    GroupPlan,
+    SiteRow,
+    StreamProgress,
+    StreamRow,
+    covered_upto,
+)
+from edge.central.store import (
+    SCHEMA_VERSION,
+    BatchRefused,
+    CentralStore,
+    StoreError,
+    StoreUnavailable,
+)
+from edge.ids import iso, utc_now
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS central_meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS records (
+        site text NOT NULL,
+        stream text NOT NULL,
+        seq bigint NOT NULL,
+        kind text NOT NULL,
+        record_id text,
+        body jsonb NOT NULL,
+        received_at timestamptz NOT NULL,
+        PRIMARY KEY (site, stream, seq))""",
+    """CREATE TABLE IF NOT EXISTS progress (
+        site text NOT NULL,
+        stream text NOT NULL,
+        contiguous_seq bigint NOT NULL DEFAULT 0,
+        highest_seq bigint NOT NULL DEFAULT 0,
+        records bigint NOT NULL DEFAULT 0,
+        last_seen timestamptz NOT NULL,
+        PRIMARY KEY (site, stream))""",
+    """CREATE TABLE IF NOT EXISTS sites (
+        site text PRIMARY KEY,
+        last_seen timestamptz,
+        status jsonb,
+        status_at timestamptz,
+        telemetry jsonb,
+        telemetry_seq bigint,
+        telemetry_at timestamptz)""",
+]
+
+LOCK_PROGRESS = (
+    "INSERT INTO progress AS p (site, stream, last_seen) VALUES (%s, %s, %s) "
+    "ON CONFLICT (site, stream) DO UPDATE SET site = p.site "
+    "RETURNING contiguous_seq, highest_seq"
+)
+INSERT_RECORDS = (
+    "INSERT INTO records (site, stream, seq, kind, record_id, body, received_at) "
+    "SELECT %s, %s, seq, kind, record_id, body::jsonb, %s "
+    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) "
+    "AS t(seq, kind, record_id, body) ON CONFLICT DO NOTHING"
+)
+_NEWER = "excluded.telemetry_seq > coalesce(s.telemetry_seq, 0)"
+UPSERT_SITE = (
+    "INSERT INTO sites AS s (site, last_seen, telemetry, telemetry_seq, telemetry_at) "
+    "VALUES (%s, %s, %s::jsonb, %s, %s) ON CONFLICT (site) DO UPDATE "
+    "SET last_seen = greatest(s.last_seen, excluded.last_seen), "
+    f"telemetry = CASE WHEN {_NEWER} THEN excluded.telemetry ELSE s.telemetry END, "
+    f"telemetry_at = CASE WHEN {_NEWER} THEN excluded.telemetry_at ELSE s.telemetry_at END, "
+    "telemetry_seq = greatest(s.telemetry_seq, excluded.telemetry_seq)"
+)
+RUN_END = (
+    "SELECT r.seq FROM records r WHERE r.site = %s AND r.stream = %s AND r.seq > %s "
+    "AND NOT EXISTS (SELECT 1 FROM records n "
+    "WHERE n.site = r.site AND n.stream = r.stream AND n.seq = r.seq + 1) "
+    "ORDER BY r.seq LIMIT 1"
+)
+
+
+def _where(conninfo: str) -> str:
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        raise DbUrlError(f"bad PostgreSQL URL {conninfo!r}: {exc}") from None
+    host = parts.get("host", "localhost")
+    return f"{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+class PgStore(CentralStore):
+    def __init__(self, conninfo: str, connect_timeout_s: int = 10) -> None:
+        self.conninfo = conninfo
+        self.where = _where(conninfo)
+        self.description = f"PostgreSQL {self.where}"
+        self.connect_timeout_s = connect_timeout_s
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('edge-central-schema'))")
+            for statement in SCHEMA:
+                cur.execute(statement)
+            cur.execute("SELECT value FROM central_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(
+                    "INSERT INTO central_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.where} has central schema version {row[0]}, this program knows "
+                    f"{SCHEMA_VERSION}: use a matching edge version"
+                )
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+        try:
+            self._conn = psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=self.connect_timeout_s
+            )
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.where}: {exc}") from None
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                raise BatchRefused(f"PostgreSQL at {self.where} refused the data: {exc}") from None
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"PostgreSQL at {self.where}: {exc}") from None
+
+    def store_plan(
+        self, plan: GroupPlan, received_at: datetime | None = None
+    ) -> list[StreamProgress]:
+        if not plan.rows:
+            return []
+        now = received_at or utc_now()
+        out: list[StreamProgress] = []
+        with self._transaction() as cur:
+            before: dict[tuple[str, str], tuple[int, int]] = {}
+            for key in plan.keys:  # one global order: no deadlock between processes
+                cur.execute(LOCK_PROGRESS, (*key, now))
+                row = cur.fetchone()
+                assert row is not None
+                before[key] = (int(row[0]), int(row[1]))
+            for key in plan.keys:
+                site, stream = key
+                _, _, seqs, kinds, ids, bodies = zip(*plan.rows[key], strict=True)
+                cols = [list(seqs), list(kinds), list(ids), list(bodies)]
+                cur.execute(INSERT_RECORDS, (site, stream, now, *cols))
+                new = cur.rowcount
+                contiguous, highest = before[key]
+                ranges = plan.ranges[key]
+                highest = max(highest, *(last for _, last in ranges))
+                upto = covered_upto(contiguous, ranges)
+                if upto < highest:
+                    upto = self._run_end(cur, site, stream, upto)
+                cur.execute(
+                    "UPDATE progress SET contiguous_seq = %s, highest_seq = %s, "
+                    "records = records + %s, last_seen = %s WHERE site = %s AND stream = %s",
+                    (upto, highest, new, now, site, stream),
+                )
+                out.append(StreamProgress(site, stream, upto, new, plan.received[key] - new))
+            for site in plan.sites:
+                telemetry = plan.telemetry.get(site)
+                cur.execute(
+                    UPSERT_SITE,
+                    (
+                        site,
+                        now,
+                        telemetry[1] if telemetry else None,
+                        telemetry[0] if telemetry else None,
+                        now if telemetry else None,
+                    ),
+                )
+        return out
+
+    @staticmethod
+    def _run_end(cur: psycopg.Cursor[Any], site: str, stream: str, upto: int) -> int:
+        """Past ``upto``, the end of the run of stored seqs that starts at upto + 1."""
+        cur.execute(
+            "SELECT 1 FROM records WHERE site = %s AND stream = %s AND seq = %s",
+            (site, stream, upto + 1),
+        )
+        if cur.fetchone() is None:
+            return upto
+        cur.execute(RUN_END, (site, stream, upto))
+        end = cur.fetchone()
+        assert end is not None
+        return int(end[0])
+
+    def note_status(self, site: str, status: Mapping[str, Any], at: datetime | None = None) -> None:
+        now = at or utc_now()
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO sites AS s (site, last_seen, status, status_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (site) DO UPDATE SET "
+                "status = excluded.status, status_at = excluded.status_at, "
+                "last_seen = greatest(s.last_seen, excluded.last_seen)",
+                (site, now, Jsonb(dict(status)), now),
+            )
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def stream_rows(self) -> list[StreamRow]:
+        rows = self._read(
+            "SELECT site, stream, contiguous_seq, highest_seq, records FROM progress "
+            "ORDER BY site, stream"
+        )
+        return [StreamRow(s, st, int(c), int(h), int(n)) for s, st, c, h, n in rows]
+
+    def site_rows(self) -> list[SiteRow]:
+        rows = self._read("SELECT site, last_seen, status, telemetry FROM sites ORDER BY site")
+        return [
+            SiteRow(site, iso(seen) if seen else None, status, telemetry)
+            for site, seen, status, telemetry in rows
+        ]
+
+    def seqs(self, site: str, stream: str) -> list[int]:
+        rows = self._read(
+            "SELECT seq FROM records WHERE site = %s AND stream = %s ORDER BY seq", (site, stream)
+        )
+        return [int(r[0]) for r in rows]
+
+    def record(self, site: str, stream: str, seq: int) -> dict[str, Any] | None:
+        rows = self._read(
+            "SELECT body FROM records WHERE site = %s AND stream = %s AND seq = %s",
+            (site, stream, seq),
+        )
+        return dict(rows[0][0]) if rows else None
+
+    def backend_pid(self) -> int | None:
+        """The server process serving this store's connection (logs, benchmarks)."""
+        conn = self._conn
+        return conn.info.backend_pid if conn is not None and not conn.closed else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

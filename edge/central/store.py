@@ -1,0 +1,133 @@
+"""Where central keeps what the stations sent: one small interface, two back-ends
+(``sqlite_store`` and ``pg_store``), chosen by the database URL.
+
+Tables (same meaning in both):
+- ``records(site, stream, seq, kind, record_id, body, received_at)``, unique on
+  (site, stream, seq): a record arrives any number of times and is kept once.
+- ``progress(site, stream, contiguous_seq, highest_seq, records, last_seen)``:
+  ``contiguous_seq`` is the acknowledgement, the highest seq with every seq
+  from 1 up to it stored.
+- ``sites(site, last_seen, status, status_at, telemetry, telemetry_seq, telemetry_at)``.
+
+``store_batches`` writes a group of batches in one transaction; the
+acknowledgement it returns is true only once that transaction has committed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from edge.central.core import (
+    BatchLike,
+    GroupPlan,
+    SiteRow,
+    StreamProgress,
+    StreamRow,
+    parse_db_url,
+    plan_group,
+    site_views,
+)
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """Cannot write now (database down, locked, disk full): try again later."""
+
+
+class BatchRefused(StoreError):
+    """These records can never be stored as they are (the reason says why)."""
+
+
+class CentralStore(ABC):
+    """Idempotent storage of batches and the sites' latest state."""
+
+    description = ""
+    """Which database, for logs: ``SQLite /abs/path.db`` or ``PostgreSQL host:port/db``."""
+
+    @abstractmethod
+    def store_plan(
+        self, plan: GroupPlan, received_at: datetime | None = None
+    ) -> list[StreamProgress]:
+        """Store planned batches (``core.plan_group``) in one transaction; per
+        (site, stream) touched, the contiguous mark after it and how many records
+        were new or duplicates."""
+
+    def store_batches(
+        self, batches: Sequence[BatchLike], received_at: datetime | None = None
+    ) -> list[StreamProgress]:
+        """``store_plan`` of these batches; BatchRefused if a record cannot be JSON."""
+        if not batches:
+            return []
+        return self.store_plan(plan_batches(batches), received_at)
+
+    def store_batch(self, batch: BatchLike, received_at: datetime | None = None) -> int:
+        """Store one batch; the highest contiguous seq stored for its site and stream."""
+        return self.store_batches([batch], received_at)[0].upto
+
+    @abstractmethod
+    def note_status(self, site: str, status: Mapping[str, Any], at: datetime | None = None) -> None:
+        """Remember a site's retained status message (and that it was seen)."""
+
+    @abstractmethod
+    def stream_rows(self) -> list[StreamRow]: ...
+
+    @abstractmethod
+    def site_rows(self) -> list[SiteRow]: ...
+
+    @abstractmethod
+    def seqs(self, site: str, stream: str) -> list[int]:
+        """Every stored seq of a site's stream, ascending (for checks and tests)."""
+
+    @abstractmethod
+    def record(self, site: str, stream: str, seq: int) -> dict[str, Any] | None:
+        """One stored record's body."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def contiguous(self, site: str, stream: str) -> int:
+        for row in self.stream_rows():
+            if row.site == site and row.stream == stream:
+                return row.contiguous
+        return 0
+
+    def sites(self) -> list[dict[str, Any]]:
+        """The ``sites`` part of GET /status."""
+        return site_views(self.site_rows(), self.stream_rows())
+
+    def __enter__(self) -> CentralStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def plan_batches(batches: Sequence[BatchLike]) -> GroupPlan:
+    """``core.plan_group``, with a record that JSON cannot hold as BatchRefused."""
+    try:
+        return plan_group(batches)
+    except (TypeError, ValueError) as exc:
+        raise BatchRefused(str(exc)) from None
+
+
+def open_store(url: str) -> CentralStore:
+    """The store behind a database URL (``sqlite:///...`` or ``postgresql://...``);
+    creates the tables if needed. Raises DbUrlError for a bad URL and
+    StoreUnavailable when the database cannot be opened."""
+    parsed = parse_db_url(url)
+    if parsed.kind == "sqlite":
+        from edge.central.sqlite_store import SqliteStore
+
+        assert parsed.path is not None
+        return SqliteStore(parsed.path)
+    from edge.central.pg_store import PgStore
+
+    return PgStore(parsed.conninfo)

@@ -1,0 +1,201 @@
+"""Shared parts of the central ingest tests: lot-like records, batches, a
+PostgreSQL schema of the test's own, and a station stand-in that publishes
+batches and collects acknowledgements over a real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.sync.envelope import Batch, decode_ack, encode_batch
+from tests.helpers import ClientTls, free_port, wait_for
+
+PG_URL = os.environ.get("EDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BOOT = "5d1c0b7e-8f4a-4c11-9d5e-0a4b2c3d4e5f"
+PRODUCERS = [str(uuid.UUID(int=0x019AB3C0_0000_7000_8000_000000000000 + i)) for i in range(5)]
+PRODUCTS = [str(uuid.UUID(int=0x019AB3C0_0000_7000_9000_000000000000 + i)) for i in range(3)]
+
+
+def lot(seq: int, site: str = "sin-ho-01") -> dict[str, Any]:
+    """A lot record as a station sends it (schema 2), distinct per seq."""
+    t = datetime(2026, 11, 23, 3, 0, tzinfo=UTC) + timedelta(seconds=17 * seq)
+    rec: dict[str, Any] = {
+        "type": "lot",
+        "seq": seq,
+        "id": str(uuid.UUID(int=(0x019AB3C2 << 96) | (0x7000 << 64) | (0x8 << 60) | seq)),
+        "producer_id": PRODUCERS[seq % len(PRODUCERS)],
+        "product_id": PRODUCTS[seq % len(PRODUCTS)],
+        "net_g": 500 + (seq * 37) % 20_000,
+        "recorded_at": t.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "boot_id": BOOT,
+        "uptime_s": round(1000.0 + 17 * seq, 3),
+        "clock_synced": True,
+    }
+    if seq % 4 == 0:
+        rec["tare_g"] = 120
+        rec["tare_source"] = "scale"
+    return rec
+
+
+def batch(site: str, first: int, last: int, stream: str = "records", attempt: int = 1) -> Batch:
+    records: tuple[dict[str, Any], ...]
+    if stream == "telemetry":
+        records = tuple(
+            {"type": "telemetry", "seq": s, "uptime_s": 10.0 * s, "outbox": {"records": 100 - s}}
+            for s in range(first, last + 1)
+        )
+    else:
+        records = tuple(lot(s, site) for s in range(first, last + 1))
+    return Batch(site, stream, f"{stream}:{first}-{last}:{attempt}", first, last, records)
+
+
+def pg_reachable() -> str | None:
+    """None when PostgreSQL answers on 127.0.0.1:5432, else why not."""
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return None
+    except OSError as exc:
+        return f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})"
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A database URL whose search_path is a fresh schema, dropped afterwards.
+    Skips when PostgreSQL is unreachable, except under CI=true, where it fails."""
+    why = pg_reachable()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}; CI must test the PostgreSQL path")
+        pytest.skip(f"{why}; the PostgreSQL tests need it")
+    import psycopg
+
+    name = f"central_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options={quote(f'-csearch_path={name}')}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+class Station:
+    """A station stand-in: publishes batches at QoS 1 and records every ack."""
+
+    def __init__(
+        self, port: int, site: str, prefix: str = "edge", tls: ClientTls | None = None
+    ) -> None:
+        self.site = site
+        self.prefix = prefix
+        self.acks: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"station-{site}",
+            protocol=mqtt.MQTTv5,
+        )
+        if tls is not None:
+            self.client.tls_set(
+                ca_certs=str(tls.ca_file), certfile=str(tls.cert_file), keyfile=str(tls.key_file)
+            )
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_a: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(f"{prefix}/{site}/ack", qos=1)
+        if not subscribed.wait(5):
+            raise AssertionError(f"the broker did not confirm station {site}'s subscription")
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        ack = decode_ack(bytes(msg.payload))
+        with self._lock:
+            self.acks.append((ack.stream, ack.upto))
+
+    def publish(self, b: Batch) -> None:
+        self.send(f"{self.prefix}/{self.site}/{b.stream}", encode_batch(b))
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def upto(self, stream: str = "records") -> int:
+        with self._lock:
+            return max((u for s, u in self.acks if s == stream), default=-1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class IngestProcess:
+    """``edge central ingest`` as a real subprocess, its log collected."""
+
+    def __init__(self, broker_port: int, db: str, client_id: str, *extra: str) -> None:
+        self.status_port = free_port()
+        self.args = [
+            sys.executable, "-m", "edge", "central", "ingest",
+            "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", db,
+            "--client-id", client_id, "--status-port", str(self.status_port), *extra,
+        ]  # fmt: skip
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._reader = threading.Thread()
+
+    def start(self, wait: bool = True) -> IngestProcess:
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._reader.start()
+        if wait:
+            wait_for(lambda: self.saw("subscribed to"), 20, f"{self.args[7]} subscribed")
+        return self
+
+    def _collect(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        with proc.stderr:
+            for line in proc.stderr:
+                self.lines.append(line)
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def status(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.status_port}/status"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._reader.join(10)
+        self.lines.clear()
+
+    def stop(self) -> int:
+        """SIGTERM, as systemd stops it; the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        code = self.proc.wait(15)
+        self._reader.join(10)
+        return code

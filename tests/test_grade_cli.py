@@ -1,0 +1,168 @@
+"""``edge grade``: exit 0 graded, 1 declined, 2 bad input; calibrate and eval end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.camera.scenes import ItemSpec, jpeg, make_scene
+from edge.cli import main
+from tests.test_grading_model import make_folder
+
+BANANAS = tuple(ItemSpec("yellow", 170, 36, (180, 40 + i * 50), 3) for i in range(4))
+
+
+@pytest.fixture(scope="module")
+def tray_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "tray.jpg"
+    path.write_bytes(jpeg(make_scene(BANANAS).image))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["grade", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_photo_is_graded_with_its_reasons_as_json(capsys, tray_photo):
+    code, out, _ = run(capsys, str(tray_photo), "--product", "banana", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["product"], data["grade"], data["method"]) == ("banana", "A", "rules")
+    assert 0.5 <= data["confidence"] < 1
+    assert {r["key"] for r in data["reasons"]} >= {"dark_share_mean", "length_mm_min"}
+    assert data["measurements"]["item_count"] == 4
+    assert data["measurements"]["length_mm_min"] == pytest.approx(170, rel=0.03)
+
+
+def test_a_photo_is_graded_in_readable_text(capsys, tray_photo):
+    code, out, _ = run(capsys, str(tray_photo), "--product", "banana", "--weight-g", "1500")
+    assert code == 0
+    assert out.startswith("banana: grade A (confidence ")
+    found = re.search(r"smallest length \(mm\) = ([0-9.]+), met \(\1 ≥ 140\)", out)
+    assert found and float(found.group(1)) == pytest.approx(170, rel=0.03)
+    assert "chiều dài (mm) nhỏ nhất" in out  # the Vietnamese line under each reason
+
+
+def test_a_declined_photo_exits_1_with_the_reason(capsys, tmp_path):
+    blurred = tmp_path / "blurred.jpg"
+    blurred.write_bytes(jpeg(make_scene(BANANAS, blur_sigma=6.0).image))
+    code, out, err = run(capsys, str(blurred), "--product", "banana", "--json")
+    assert code == 1
+    assert json.loads(out)["declined"] == "blurred"
+    assert "declined (blurred)" in err and "Ảnh bị mờ" in err
+
+
+def test_annotate_draws_the_measurement(capsys, tray_photo, tmp_path):
+    out_png = tmp_path / "annotated.png"
+    code, _, _ = run(capsys, str(tray_photo), "--product", "banana", "--annotate", str(out_png))
+    assert code == 0
+    picture = cv2.imread(str(out_png))
+    original = cv2.imread(str(tray_photo))
+    assert picture is not None and original is not None
+    assert picture.shape[1] == original.shape[1]
+    assert picture.shape[0] > original.shape[0]  # the caption band below the photo
+    assert (cv2.absdiff(picture[: original.shape[0]], original) > 60).any()  # outlines drawn
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["{missing}", "--product", "banana"], "not a readable image"),
+        (["{text}", "--product", "banana"], "not a readable image"),
+        (["{photo}", "--product", "mango"], "products with rules in"),
+        (["{photo}", "--product", "banana", "--model", "{text}"], "not a model file"),
+        (["calibrate", "--product", "banana", "--out", "{out}"], "needs a folder"),
+        (["calibrate", "{empty}", "--product", "banana"], "needs --out"),
+        (["calibrate", "{empty}", "--product", "banana", "--out", "{out}"], "no subfolders"),
+        (["eval", "{nowhere}", "--product", "banana"], "not a folder"),
+        (["{photo}", "extra", "--product", "banana"], "unexpected argument"),
+        (["eval", "{empty}", "--product", "banana", "--annotate", "{out}"], "one photo"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(capsys, tray_photo, tmp_path, argv, words):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    names = {
+        "missing": str(tmp_path / "missing.jpg"),
+        "text": str(text),
+        "photo": str(tray_photo),
+        "out": str(tmp_path / "m.json"),
+        "empty": str(tmp_path / "empty"),
+        "nowhere": str(tmp_path / "nowhere"),
+    }
+    code, _, err = run(capsys, *(a.format(**names) for a in argv))
+    assert code == 2
+    assert err.startswith("edge grade: ") and words in err
+
+
+def test_calibrate_then_eval_through_the_cli(capsys, tmp_path):
+    train = make_folder(tmp_path / "train", 4, seed0=11, classes=("green", "spotted"))
+    test = make_folder(tmp_path / "test", 3, seed0=900, classes=("green", "spotted"))
+    (train / "green" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    model = tmp_path / "coop.json"
+    code, out, _ = run(
+        capsys, "calibrate", str(train), "--product", "banana", "--out", str(model), "--json"
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["photos_used"] == {"green": 4, "spotted": 4}
+    assert [(Path(s["path"]).name, s["reason"]) for s in report["skipped_photos"]] == [
+        ("broken.jpg", "not_an_image")
+    ]
+    assert report["bytes"] == model.stat().st_size < 6000
+
+    code, out, _ = run(
+        capsys, "eval", str(test), "--product", "banana", "--model", str(model), "--json"
+    )
+    assert code == 0
+    ev = json.loads(out)
+    assert {"accuracy", "macro_f1", "confusion", "ms_per_image", "classes"} <= set(ev)
+    assert ev["classes"] == ["green", "spotted"]
+    assert ev["confusion"] == [[3, 0], [0, 3]]
+    assert ev["accuracy"] == 1.0 and ev["macro_f1"] == 1.0
+    assert ev["photos"] == 6 and ev["declined"] == 0 and ev["ms_per_image"] > 0
+
+    code, out, _ = run(capsys, "eval", str(test), "--product", "banana", "--model", str(model))
+    assert code == 0
+    assert "accuracy 1.000, macro-F1 1.000" in out and "confusion (rows: true" in out
+
+
+def test_eval_by_rules_needs_grade_named_folders(capsys, tmp_path):
+    folder = tmp_path / "graded"
+    (folder / "A").mkdir(parents=True)
+    (folder / "A" / "1.jpg").write_bytes(jpeg(make_scene(BANANAS).image))
+    no_marker = jpeg(make_scene(BANANAS, marker_mm=None).image)
+    (folder / "A" / "2.jpg").write_bytes(no_marker)
+    code, out, _ = run(capsys, "eval", str(folder), "--product", "banana", "--json")
+    assert code == 0
+    ev = json.loads(out)
+    assert ev["classes"] == ["A", "B", "C", "reject"]
+    assert ev["confusion"][0] == [1, 0, 0, 0] and len(ev["confusion"]) == 4
+    assert ev["declined"] == 1
+    assert ev["declined_photos"][0]["reason"] == "marker_missing"
+
+    (folder / "ripe").mkdir()
+    code, _, err = run(capsys, "eval", str(folder), "--product", "banana")
+    assert code == 2
+    assert "class folder 'ripe' is not a grade of" in err and "A, B, C, reject" in err
+
+
+def test_the_edge_command_has_grade(tray_photo):
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", "grade", str(tray_photo), "--product", "potato"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("potato: grade ")

@@ -1,0 +1,174 @@
+"""The photo and grade step of the station page, in headless Chromium against the real
+app: record a lot, photograph it with the simulated camera, read the proposal and
+its reasons, confirm it, change it, upload a useless photo from a "phone" and see
+why it is declined, and see an unplugged camera. The database is checked after."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from edge.camera import scenes
+from tests.helpers import StationServer, station_config, wait_for
+from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, by_id, set_simulated
+
+FARMER = "Lò Thị Xuân"
+PRODUCT = "Chuối tiêu Tân Uyên"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def record_through_the_page(page: Page, grams: int) -> None:
+    set_simulated(page, grams)
+    expect(by_id(page, "scale-status")).to_have_attribute("data-status", "stable")
+    by_id(page, "record-button").click()
+    expect(by_id(page, "message")).to_contain_text("Đã ghi lô số")
+
+
+def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) -> None:
+    with StationServer(station_config(tmp_path)) as server:
+        db = server.station.db
+        with httpx.Client(base_url=server.url) as c:
+            c.post("/api/producers", json={"name": FARMER, "village": "Bản Lướt"})
+        page = browser.new_page(viewport={"width": 1024, "height": 600}, locale="vi-VN")
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url)
+        expect(by_id(page, "camera-status")).to_have_attribute("data-status", "ready")
+
+        # A product graded by the banana rules, chosen in the product form.
+        by_id(page, "product-add-toggle").click()
+        by_id(page, "product-name").fill(PRODUCT)
+        by_id(page, "product-grading").select_option("banana")
+        by_id(page, "product-save").click()
+        expect(by_id(page, "message")).to_contain_text(f"Đã thêm sản phẩm: {PRODUCT}")
+        assert [p["grading"] for p in db.rows("SELECT grading FROM products")] == ["banana"]
+        by_id(page, "producer-select").select_option(label=f"{FARMER} · Bản Lướt")
+
+        # Ghi & In opens the photo step for the new lot.
+        expect(by_id(page, "photo-card")).to_be_hidden()
+        record_through_the_page(page, 2500)
+        [lot] = db.rows("SELECT id, seq FROM lots")
+        card = by_id(page, "photo-card")
+        expect(card).to_be_visible()
+        expect(card).to_have_attribute("data-lot-id", lot["id"])
+        expect(by_id(page, "photo-lot")).to_contain_text(f"Lô số {lot['seq']}")
+        expect(by_id(page, "proposal-grade")).to_have_text("Chưa có đề xuất.")
+        by_id(page, "grader-name").fill("Vàng Thị Dung")
+        by_id(page, "grader-name").press("Tab")
+
+        # The station camera (simulated): a photo, a proposed grade and the reasons.
+        by_id(page, "capture-button").click()
+        proposal = by_id(page, "proposal-grade")
+        expect(proposal).to_have_text(
+            re.compile(r"^Đề xuất: (Hạng [ABC]|Loại) · độ tin cậy \d{2,3}%$"), timeout=20_000
+        )
+        grade = proposal.get_attribute("data-grade")
+        assert grade in ("A", "B", "C", "reject")
+        reasons = by_id(page, "reason")
+        assert reasons.count() >= 1
+        expect(reasons.first).to_contain_text("ạng")  # "Hạng A: ..." or "Chưa đạt hạng A: ..."
+        thumb = by_id(page, "photo-thumb")
+        wait_for(lambda: thumb.evaluate("img => img.naturalWidth") == 320, 10, "the thumbnail")
+        [photo] = db.rows("SELECT id, source, grading FROM photos")
+        assert photo["source"] == "camera"
+        assert by_id(page, "photo-result").get_attribute("data-photo-id") == photo["id"]
+        buttons = by_id(page, "grade-buttons").locator("button")
+        expect(buttons).to_have_text(["A", "B", "C", "Loại"])
+        expect(by_id(page, f"grade-{grade}")).to_have_class(re.compile(r"\bproposed\b"))
+        row = by_id(page, "lot-row")
+        expect(row.get_by_test_id("lot-grade")).to_have_attribute("data-status", "proposed")
+
+        # Confirm it: the lot's grade, who and when, and a record for central.
+        by_id(page, f"grade-{grade}").click()
+        label = "Loại" if grade == "reject" else f"Hạng {grade}"
+        expect(by_id(page, "grade-confirmed")).to_have_text(
+            f"Đã xác nhận: {label} (Vàng Thị Dung)."
+        )
+        expect(by_id(page, f"grade-{grade}")).to_have_attribute("aria-pressed", "true")
+        expect(row.get_by_test_id("lot-grade")).to_have_attribute("data-status", "confirmed")
+        expect(row.get_by_test_id("lot-grade")).to_have_text(label)
+        [saved] = db.rows("SELECT * FROM lot_grades WHERE lot_id = ?", (lot["id"],))
+        assert (saved["grade"], saved["proposed_grade"], saved["confirmed_by"]) == (
+            grade,
+            grade,
+            "Vàng Thị Dung",
+        )
+        assert saved["photo_id"] == photo["id"] and saved["confirmed_at"]
+        [conf] = db.rows("SELECT grade, overridden, confirmed_by FROM grade_confirmations")
+        assert conf == {"grade": grade, "overridden": 0, "confirmed_by": "Vàng Thị Dung"}
+
+        # Staff disagree: override with another grade.
+        other = "B" if grade != "B" else "C"
+        by_id(page, f"grade-{other}").click()
+        expect(by_id(page, "grade-confirmed")).to_contain_text(f"Đã sửa thành Hạng {other}")
+        overrides = db.rows("SELECT grade FROM grade_confirmations WHERE overridden = 1")
+        assert overrides == [{"grade": other}]
+        assert db.rows(
+            "SELECT actor FROM audit_log WHERE action = 'grade.overridden' AND record_id = ?",
+            (lot["id"],),
+        ) == [{"actor": "Vàng Thị Dung"}]
+
+        # A phone upload of a useless (dark) picture: declined, with what to do.
+        dark = tmp_path / "dark.jpg"
+        dark.write_bytes(scenes.jpeg(np.full((960, 1280, 3), 8, np.uint8)))
+        by_id(page, "upload-input").set_input_files(str(dark))
+        note = by_id(page, "photo-note")
+        expect(note).to_have_attribute("data-reason", "underexposed", timeout=20_000)
+        expect(note).to_contain_text("Không chấm hạng được ảnh này: Ảnh quá tối.")
+        expect(note).to_contain_text("Bật đèn")
+        sources = [r["source"] for r in db.rows("SELECT source FROM photos ORDER BY taken_at")]
+        assert sources == ["camera", "upload"]
+        assert db.rows("SELECT grade FROM lot_grades") == [{"grade": other}]  # unchanged
+        expect(proposal).to_have_attribute("data-grade", grade)  # the good photo's proposal
+
+        # English, then back.
+        by_id(page, "lang-toggle").click()
+        expect(by_id(page, "capture-button")).to_have_text("Take photo")
+        expect(note).to_contain_text("This photo cannot be graded: The photo is underexposed.")
+        by_id(page, "lang-toggle").click()
+
+        # The camera unplugged: shown in the status and in the photo step; capture refused.
+        with httpx.Client(base_url=server.url) as c:
+            c.post("/api/camera/simulator", json={"fault": "unplugged"})
+        expect(by_id(page, "camera-status")).to_have_attribute("data-status", "no_device")
+        expect(by_id(page, "camera-problem")).to_contain_text("Không thấy máy ảnh")
+        by_id(page, "capture-button").click()
+        expect(by_id(page, "message")).to_have_attribute("data-kind", "error")
+        expect(by_id(page, "message")).to_contain_text("Không thấy máy ảnh")
+        assert len(db.rows("SELECT id FROM photos")) == 2
+
+        # Usable with a thumb on a phone: no sideways scrolling, big grade buttons.
+        page.set_viewport_size({"width": 360, "height": 740})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        for testid in ("capture-button", "upload-button", "grade-A", "grade-reject"):
+            box = by_id(page, testid).bounding_box()
+            assert box is not None and box["height"] >= 48, testid
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 360, testid
+        page.screenshot(path=str(tmp_path / "photo-step-360.png"), full_page=True)
+
+        # Reopen the step from the lot list; "Xong" closes it.
+        by_id(page, "photo-close").click()
+        expect(card).to_be_hidden()
+        row.get_by_test_id("lot-photo-button").click()
+        expect(card).to_be_visible()
+        expect(by_id(page, "grade-confirmed")).to_contain_text(f"Hạng {other}")
+        assert errors == []
