@@ -28,6 +28,12 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@# The central-ingest tests use the machine's PostgreSQL on 127.0.0.1:5432: start it if stopped.
+	@if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 \
+	  && command -v pg_ctlcluster >/dev/null; then \
+	  for v in $$(ls /etc/postgresql 2>/dev/null); do \
+	    $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$v main start || true; done; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check edge tests bench

@@ -3,7 +3,7 @@
 Included (timed): decoding each batch envelope (zstd + CBOR, edge.sync.envelope)
 and laying its records out as JSON rows, storing the batches idempotently in one
 transaction per group (SQLite: WAL, synchronous=FULL; PostgreSQL:
-synchronous_commit on, JSONB bodies) with the contiguous high-water mark, and
+synchronous_commit on, JSON bodies) with the contiguous high-water mark, and
 encoding the acknowledgements; decoding and storing overlap in two threads, as
 in the ingest process. Not included: MQTT (broker hops, PUBACKs), which the sync
 benchmarks measure end to end.
@@ -170,7 +170,7 @@ def bench_postgres(data: list[bytes]) -> None:
     rate, cpu = rates[GROUP]
     print(
         f"ingest_records_per_s_postgres {rate:.0f}  (target >= 50000; {GROUP} batches of "
-        f"{RECORDS} a transaction; decode + store + ack, JSONB, synchronous_commit on; {_load()})"
+        f"{RECORDS} a transaction; decode + store + ack, JSON, synchronous_commit on; {_load()})"
     )
     print(f"ingest_cpu_us_per_record_postgres {cpu:.1f}  (this process + the server process)")
     print(f"ingest_records_per_s_postgres_1batch {rates[1][0]:.0f}  (one batch a transaction)")

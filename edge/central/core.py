@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import orjson
+
 DATA_STREAMS = ("records", "telemetry", "bulk")
 """The batch topics (and streams) a station publishes, in priority order."""
 
@@ -160,12 +162,13 @@ def _json_default(value: object) -> object:
     raise TypeError(f"a record holds a {type(value).__name__}, which JSON cannot store")
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
 def record_json(record: Mapping[str, Any]) -> str:
-    """A record as compact UTF-8 JSON text (bytes as base64, Vietnamese as is)."""
-    return _ENCODER.encode(record)
+    """A record as compact UTF-8 JSON text (bytes as base64, Vietnamese as is).
+
+    orjson, because this runs for every record ingested (about 5x faster than the
+    standard library's encoder); it also refuses integers beyond 64 bits, which no
+    record field may hold. Raises TypeError for a value JSON cannot store."""
+    return orjson.dumps(record, default=_json_default).decode("utf-8")
 
 
 def record_kind(record: Mapping[str, Any]) -> str:
