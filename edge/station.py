@@ -29,6 +29,7 @@ from edge.camera.capture import Camera
 from edge.camera.intake import Intake
 from edge.camera.photos import UploadLimits
 from edge.config import SimulatedScaleConfig, StationConfig
+from edge.errors import StaffError
 from edge.ids import Now, iso, utc_now
 from edge.printer.payload import PayloadSigner, ensure_site_key
 from edge.printer.transport import Transport, transport_for
@@ -44,16 +45,9 @@ from edge.sync.mqtt import LinkStatus, MqttSync
 log = logging.getLogger(__name__)
 
 
-class Refused(Exception):
+class Refused(StaffError):
     """A request the station will not carry out, with what to do about it.
     ``message`` is Vietnamese (shown to staff first), ``message_en`` English."""
-
-    def __init__(self, code: str, message: str, message_en: str, status: int = 409) -> None:
-        super().__init__(message_en)
-        self.code = code
-        self.message = message
-        self.message_en = message_en
-        self.status = status
 
 
 _REFUSALS = {

@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from edge.camera import scenes
 from edge.config import CameraConfig
+from edge.errors import StaffError
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,11 @@ class CameraState:
         }
 
 
-class CameraError(Exception):
+class CameraError(StaffError):
     """A capture that gave no usable frame: ``code`` (no_device, no_frame, open_failed,
     no_camera), ``message`` in Vietnamese for the staff, ``message_en`` in English."""
 
-    def __init__(self, code: str, message: str, message_en: str) -> None:
-        super().__init__(message_en)
-        self.code = code
-        self.message = message
-        self.message_en = message_en
+    default_status = 503
 
 
 def no_device_error(device: str) -> CameraError:

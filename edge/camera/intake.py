@@ -32,6 +32,7 @@ from edge.camera.photos import (
     fit_within,
 )
 from edge.config import CameraConfig, GradingConfig
+from edge.errors import StaffError
 from edge.storage.grades import Confirmation, Grades
 from edge.storage.photos import PhotoStore, RetentionReport, photo_json
 from edge.storage.store import Store
@@ -43,16 +44,9 @@ DEFAULT_GRADES = ("A", "B", "C", "reject")  # products without rules are graded 
 SIMULATED_ITEMS = {"banana": "yellow", "potato": "brown", "lime": "green"}
 
 
-class IntakeError(Exception):
+class IntakeError(StaffError):
     """A request about photos or grades the station refuses: ``code``, Vietnamese
     ``message``, English ``message_en`` and the HTTP ``status``."""
-
-    def __init__(self, code: str, message: str, message_en: str, status: int) -> None:
-        super().__init__(message_en)
-        self.code = code
-        self.message = message
-        self.message_en = message_en
-        self.status = status
 
 
 def unknown_grading(key: str, known: list[str], rules_dir: Path) -> IntakeError:

@@ -19,22 +19,16 @@ import cv2
 import numpy as np
 
 from edge.camera.capture import Frame
+from edge.errors import StaffError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ACCEPTED_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 
 
-class PhotoRejected(Exception):
+class PhotoRejected(StaffError):
     """An upload the station will not keep: ``code``, Vietnamese ``message``,
     English ``message_en`` and the HTTP ``status`` to answer with."""
-
-    def __init__(self, code: str, message: str, message_en: str, status: int) -> None:
-        super().__init__(message_en)
-        self.code = code
-        self.message = message
-        self.message_en = message_en
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import re
 import socket
 import sys
-import tempfile
 import termios
 import time
 from abc import ABC, abstractmethod
@@ -31,6 +29,7 @@ from types import TracebackType
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Network
 
+from edge.files import fsync_dir, write_atomic
 from edge.printer import status as st
 from edge.printer.uri import FileUri, PrinterUri, TcpUri
 
@@ -323,37 +322,16 @@ class _FolderConnection(Connection):
             raise ValueError(f"job id {job_id!r} is not a safe file name")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(directory / f"{job_id}.png", preview_png)
-            _write_atomic(directory / f"{job_id}.bin", data)
-            _fsync_dir(directory)
+            # Durable before the job is reported printed (a power cut must not undo it).
+            write_atomic(directory / f"{job_id}.png", preview_png, sync_dir=False)
+            write_atomic(directory / f"{job_id}.bin", data, sync_dir=False)
+            fsync_dir(directory)
         except OSError as exc:
             raise PrinterUnavailable(
                 f"simulated printer folder {directory} not writable: "
                 f"{reason(exc, 0)}; check free disk space and permissions"
             ) from exc
         log.info("job %s: %d bytes written to %s", job_id, len(data), self.t.description)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the renames durable (a power cut must not undo a reported print)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def transport_for(

@@ -26,13 +26,14 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edge import files
 from edge.camera.photos import EncodedPhoto
+from edge.files import make_dirs_durably
 from edge.ids import iso, new_id
 from edge.storage.store import NotFound, Store
 
@@ -69,37 +70,12 @@ def _storage_error(path: Path, exc: OSError) -> PhotoStorageError:
     )
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` or nothing: temporary file, fsync, rename, fsync the folder."""
+    """``data`` at ``path`` or nothing (:func:`edge.files.write_atomic`), its folders
+    created durably; a failure is a :class:`PhotoStorageError` (``disk_full`` on ENOSPC)."""
     try:
-        existing = path.parent
-        while not existing.exists():
-            existing = existing.parent
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for made in reversed(path.parent.relative_to(existing).parents):
-            _fsync_dir(existing / made)  # each new folder's entry in its parent
-        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        make_dirs_durably(path.parent)
+        files.write_atomic(path, data)
     except OSError as exc:
         raise _storage_error(path, exc) from exc
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge.files import write_atomic
 from edge.sync import certs
 from edge.sync.certs import CertError, Credential
 
@@ -71,17 +70,7 @@ def write_outputs(folder: Path, outputs: list[Output], force: bool) -> list[Path
         todo.append((path, out))
     written = []
     for path, out in todo:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.")
-        try:
-            os.fchmod(fd, 0o600 if out.secret else 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(out.data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, out.data, 0o600 if out.secret else 0o644)
         written.append(path)
     return written
 

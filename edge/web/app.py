@@ -13,11 +13,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from edge import __version__
-from edge.camera.capture import CameraError
-from edge.camera.intake import IntakeError
-from edge.camera.photos import PhotoRejected
 from edge.config import StationConfig
-from edge.station import Refused, Station
+from edge.errors import StaffError
+from edge.station import Station
 from edge.storage.db import StorageError
 from edge.storage.photos import PhotoStorageError
 from edge.storage.store import NotFound
@@ -44,8 +42,9 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
     app.include_router(router, prefix="/api")
     app.include_router(photo_router, prefix="/api")
 
-    @app.exception_handler(Refused)
-    async def refused(_r: Request, exc: Refused) -> JSONResponse:
+    @app.exception_handler(StaffError)
+    async def refused(_r: Request, exc: StaffError) -> JSONResponse:
+        """Scale refusals, rejected uploads, grading and camera errors alike."""
         return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
 
     @app.exception_handler(NotFound)
@@ -59,18 +58,6 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
             "Không lưu được dữ liệu (đĩa đầy hoặc lỗi lưu trữ). Chưa có gì được ghi. Báo kỹ thuật."
         )
         return JSONResponse(error_body("storage_error", msg, str(exc)), 507)
-
-    @app.exception_handler(PhotoRejected)
-    async def photo_rejected(_r: Request, exc: PhotoRejected) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
-
-    @app.exception_handler(IntakeError)
-    async def intake_refused(_r: Request, exc: IntakeError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), exc.status)
-
-    @app.exception_handler(CameraError)
-    async def camera_failed(_r: Request, exc: CameraError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.message_en), 503)
 
     @app.exception_handler(PhotoStorageError)
     async def photo_not_saved(_r: Request, exc: PhotoStorageError) -> JSONResponse:
