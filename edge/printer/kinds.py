@@ -48,11 +48,11 @@ from edge.printer.layout import (
     Table,
     Text,
     Title,
-    nfc,
 )
 from edge.printer.layout import Barcode128 as Barcode
 from edge.printer.layout import Field as F
 from edge.printer.payload import TRACKING_RE, PayloadKind
+from edge.printer.text import nfc
 
 
 # -- formats ------------------------------------------------------------------------------

@@ -37,22 +37,19 @@ from edge.printer.kinds import (
 from edge.printer.layout import (
     BASE_WIDTH,
     BLACK,
-    BOLD_FONT,
-    FONT_DIR,
     MAX_WIDTH,
     MIN_WIDTH,
     QR_MIN_DOTS,
     QR_MIN_DOTS_PER_MODULE,
     QR_QUIET_MODULES,
-    REGULAR_FONT,
     WHITE,
     Block,
     LayoutError,
     qr_image,
     render_blocks,
-    wrap_text,
 )
 from edge.printer.payload import PayloadSigner
+from edge.printer.text import BOLD_FONT, FONT_DIR, REGULAR_FONT, wrap_text
 
 __all__ = [
     "BASE_WIDTH",

@@ -8,18 +8,17 @@ module, and never puts ink into the side margins. Sizes are in dots for 58 mm pa
 (384 dots) and scale with the width (80 mm paper, 576 dots, gets everything 1.5 times).
 
 Text is drawn with the bundled DejaVu Sans (Vietnamese complete) using Pillow's BASIC
-layout engine after NFC normalisation, so a label renders identically on every station.
+layout engine after NFC normalisation (:mod:`edge.printer.text`), so a label renders
+identically on every station.
 Image convention (PIL mode "1"): 0 = black = a printed dot, 1 = white paper.
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import qrcode
@@ -27,9 +26,16 @@ import qrcode.constants
 from barcode.codex import Code128  # type: ignore[import-untyped]  # no type hints
 from PIL import Image, ImageDraw, ImageFont
 
-FONT_DIR = Path(__file__).parent / "fonts"
-REGULAR_FONT = FONT_DIR / "DejaVuSans.ttf"
-BOLD_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
+from edge.printer.text import (
+    clusters,
+    extent,
+    font,
+    ink_box,
+    ink_width,
+    nfc,
+    text_mask,
+    wrap_text,
+)
 
 BASE_WIDTH = 384  # 58 mm paper at 203 dpi; sizes below are for this width and scale with it
 MIN_WIDTH = 320  # below this a >= 30 mm QR code with its quiet zone does not fit
@@ -46,10 +52,6 @@ SMALL, NORMAL, LARGE, TITLE, BIG = 18, 22, 26, 30, 52
 
 BLACK = 0
 WHITE = 1
-
-# Glyphs reaching highest (stacked capital diacritics) and lowest, to size lines by ink.
-_TALL = "ỂẪỖỄẤẰÁ"
-_DEEP = "gjpqyỵỹ"
 
 Align = Literal["left", "center", "right"]
 
@@ -141,107 +143,6 @@ class Barcode128:
 Block = Title | Text | Field | BigValue | Rule | Spacer | Table | Signatures | QRCode | Barcode128
 
 
-# -- text ---------------------------------------------------------------------------------
-@lru_cache(maxsize=64)
-def font(bold: bool, size: int) -> ImageFont.FreeTypeFont:
-    path = BOLD_FONT if bold else REGULAR_FONT
-    return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
-
-
-def nfc(text: str) -> str:
-    """NFC with runs of whitespace (newlines included) collapsed to one space."""
-    return unicodedata.normalize("NFC", " ".join(text.split()))
-
-
-@lru_cache(maxsize=8192)
-def ink_box(f: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
-    """Ink box of ``text`` drawn at x=0 on baseline y=0 (left may be negative), as drawn
-    on a 1-bit image: monochrome glyphs are hinted differently and can be a dot or two
-    wider than the anti-aliased ones that ``getbbox()`` measures by default."""
-    if not text:
-        return (0, 0, 0, 0)
-    left, top, right, bottom = f.getbbox(text, anchor="ls", mode="1")
-    return (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
-
-
-def ink_width(f: ImageFont.FreeTypeFont, text: str) -> int:
-    """Dots from the pen position (or the ink, if it starts further left) to the last ink."""
-    left, _, right, _ = ink_box(f, text)
-    return right - min(0, left)
-
-
-def _clusters(word: str) -> list[str]:
-    """Split into base characters with their combining marks attached."""
-    out: list[str] = []
-    for ch in word:
-        if out and unicodedata.combining(ch):
-            out[-1] += ch
-        else:
-            out.append(ch)
-    return out
-
-
-def _break_word(word: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Break a word wider than ``width`` into pieces that fit (at least one cluster each),
-    after a '.', '-' or '/' in the second half of a piece when there is one (codes such
-    as S22762945.MN4.A1.1234567 then break where people read them in parts)."""
-    pieces: list[str] = []
-    current: list[str] = []
-    for cluster in _clusters(word):
-        if current and ink_width(f, "".join(current) + cluster) > width:
-            cut = max((i + 1 for i, c in enumerate(current) if c in ".-/"), default=0)
-            cut = cut if cut > len(current) // 2 else len(current)
-            pieces.append("".join(current[:cut]))
-            current = current[cut:]
-            if current and ink_width(f, "".join(current) + cluster) > width:
-                pieces.append("".join(current))
-                current = []
-        current.append(cluster)
-    pieces.append("".join(current))
-    return pieces
-
-
-def wrap_text(text: str, f: ImageFont.FreeTypeFont, first_width: int, width: int) -> list[str]:
-    """Greedy word wrap by ink width. The first line has ``first_width`` (room left after an
-    inline label), the others ``width``. The first line may be "" when not even the first
-    word fits beside the label. Words longer than a whole line are broken between letters."""
-    lines: list[str] = []
-    line = ""
-    avail = first_width
-    for word in nfc(text).split(" "):
-        candidate = f"{line} {word}" if line else word
-        if ink_width(f, candidate) <= avail:
-            line = candidate
-            continue
-        if line or avail < width:  # close this line (possibly the empty label line)
-            lines.append(line)
-            line, avail = "", width
-        if ink_width(f, word) <= avail:
-            line = word
-            continue
-        *full, line = _break_word(word, f, avail)
-        lines.extend(full)
-    lines.append(line)
-    return lines
-
-
-@lru_cache(maxsize=64)
-def _extent(f: ImageFont.FreeTypeFont) -> tuple[int, int]:
-    """Ascent and descent that hold every Vietnamese glyph's ink."""
-    ascent, descent = f.getmetrics()
-    return max(ascent, -ink_box(f, _TALL)[1]), max(descent, ink_box(f, _DEEP)[3])
-
-
-@lru_cache(maxsize=1024)
-def _text_mask(f: ImageFont.FreeTypeFont, text: str) -> tuple[Image.Image, int, int]:
-    """``text`` rendered once (1 = ink) with its offset from the pen position: the words
-    that recur on every label (field names, the site, products) are drawn only once."""
-    left, top, right, bottom = ink_box(f, text)
-    mask = Image.new("1", (max(1, right - left), max(1, bottom - top)), 0)
-    ImageDraw.Draw(mask).text((-left, -top), text, font=f, fill=1, anchor="ls")
-    return mask, left, top
-
-
 # -- codes --------------------------------------------------------------------------------
 @lru_cache(maxsize=256)
 def _qr_matrix(payload: str) -> tuple[bytes, int, int]:
@@ -325,7 +226,7 @@ class Layout:
     # -- primitives
     def line(self, fonts: Sequence[ImageFont.FreeTypeFont]) -> int:
         """Advance by one text line high enough for every font; return its baseline."""
-        extents = [_extent(f) for f in fonts]
+        extents = [extent(f) for f in fonts]
         baseline = self.y + max(a for a, _ in extents)
         leading = max(2, round(max(f.size for f in fonts) * 0.15))
         self.y = baseline + max(d for _, d in extents) + leading
@@ -458,7 +359,7 @@ class Layout:
         body, head = self.font(size), self.font(size, bold=True)
 
         def width(f: ImageFont.FreeTypeFont, text: str) -> int:
-            parts = [nfc(text)] if whole else _clusters(nfc(text))
+            parts = [nfc(text)] if whole else clusters(nfc(text))
             return max((ink_width(f, p) for p in parts), default=0)
 
         return [
@@ -531,7 +432,7 @@ class Layout:
     def render(self) -> Image.Image:
         out = Image.new("1", (self.width, max(1, self.y)), WHITE)
         for t in self.texts:
-            mask, left, top = _text_mask(t.font, t.text)
+            mask, left, top = text_mask(t.font, t.text)
             out.paste(BLACK, (t.x + left, t.baseline + top), mask)
         draw = ImageDraw.Draw(out)
         for rect in self.rects:

@@ -22,7 +22,7 @@ from PIL import ImageDraw
 
 from edge.camera.grading.image import Image
 from edge.camera.grading.results import Item, Polygon, TrayMeasurement
-from edge.printer.layout import font, nfc
+from edge.printer.text import font, nfc
 
 ITEM_BGR = (255, 200, 0)  # cyan-blue: an item
 EDGE_ITEM_BGR = (0, 190, 255)  # amber: an item partly out of view
