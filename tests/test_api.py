@@ -133,3 +133,16 @@ def test_page_is_served(server: StationServer) -> None:
     with httpx.Client(base_url=server.url) as c:
         r = c.get("/")
         assert r.status_code == 200 and 'lang="vi"' in r.text
+
+
+def test_page_modules_are_revalidated_on_every_load(server: StationServer) -> None:
+    """After an upgrade a phone must never mix cached old modules with new ones: every
+    static file says no-cache, and an unchanged file costs a 304, not the file."""
+    with httpx.Client(base_url=server.url) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
+        module = c.get("/main.js")
+        assert module.status_code == 200 and "javascript" in module.headers["content-type"]
+        assert module.headers["cache-control"] == "no-cache"
+        again = c.get("/main.js", headers={"If-None-Match": module.headers["etag"]})
+        assert again.status_code == 304

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from edge import __version__
 from edge.config import StationConfig
@@ -25,6 +27,16 @@ from edge.web.photo_api import router as photo_router
 
 def error_body(code: str, message: str, message_en: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message, "message_en": message_en}}
+
+
+class _Revalidated(StaticFiles):
+    """The page's files, which a phone must check on every load (a cheap 304 with the
+    ETag): after an upgrade, cached old modules must never mix with new ones."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
@@ -75,5 +87,5 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
         return JSONResponse(error_body("invalid_request", msg, f"invalid request: {detail}"), 422)
 
     static = resources.files("edge.web").joinpath("static")
-    app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
+    app.mount("/", _Revalidated(directory=str(static), html=True), name="static")
     return app

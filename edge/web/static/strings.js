@@ -1,8 +1,8 @@
-/* Every text the staff read, Vietnamese first. app.js looks keys up here; a key
- * missing in English falls back to Vietnamese. {name} marks a value filled in. */
-"use strict";
+/* strings.js: every text the staff read, Vietnamese first. i18n.js looks keys up
+ * here; a key missing in English falls back to Vietnamese. {name} marks a value
+ * filled in. */
 
-window.STATION_STRINGS = {
+export const STRINGS = {
   vi: {
     title: "Trạm cân thu gom",
     lang_button: "English",

@@ -1,0 +1,232 @@
+/* photo.js: the camera's status and the photo and grade step of a lot.
+ *
+ * After "Ghi & In" (or a lot's photo button) the photo card opens: take a photo with
+ * the station camera or upload one from a phone, see the proposed grade and the
+ * measurements behind it (or why the photo was declined), and confirm or change the
+ * grade with one button. The grader's name is remembered on this device.
+ */
+import { api } from "./api.js";
+import { gradeLabel } from "./format.js";
+import { both, lang, t } from "./i18n.js";
+import { refreshLots } from "./lots.js";
+import { el, live, showError, showMessage } from "./page.js";
+
+let photoView = null; // GET /api/lots/{id}/photos: lot, grades, photo, proposal
+let photoBusy = false;
+let cameraState = null; // the "camera" part of /api/state
+
+// ---------------------------------------------------------------- camera status
+
+/** The status card's camera row and photo storage use, from /api/state's camera. */
+export function renderCamera(cam) {
+  cameraState = cam || null;
+  const status = (cam && cam.status) || "unknown";
+  el.cameraStatus.dataset.status = status;
+  const known = ["ok", "ready", "no_device", "error", "none"].includes(status);
+  el.cameraStatus.textContent = known ? t("camera_" + status) : "–";
+  const photos = cam && cam.photos;
+  const mb = (b) => (b / 1048576).toFixed(b < 10485760 ? 1 : 0);
+  el.photosUsage.textContent = photos
+    ? t("photos_usage", { used: mb(photos.total_bytes), limit: mb(photos.limit_bytes) })
+    : "";
+  el.photosOver.hidden = !(photos && photos.over_limit);
+  el.photosOver.textContent =
+    photos && photos.over_limit
+      ? t("photos_over", { used: mb(photos.total_bytes), limit: mb(photos.limit_bytes) })
+      : "";
+  renderPhotoButtons();
+}
+
+function renderPhotoButtons() {
+  const cam = cameraState;
+  const none = cam && cam.status === "none";
+  el.captureButton.hidden = Boolean(none);
+  el.captureButton.disabled = photoBusy || !live.connected;
+  el.uploadButton.classList.toggle("is-disabled", photoBusy);
+  el.uploadInput.disabled = photoBusy;
+  el.photoBusy.hidden = !photoBusy;
+  const problem = cam && (cam.status === "no_device" || cam.status === "error");
+  const text = problem ? (lang === "en" && cam.error_en) || cam.error : "";
+  el.cameraProblem.hidden = !text;
+  el.cameraProblem.textContent = text || "";
+}
+
+// ---------------------------------------------------------------- the photo card
+
+/** Open the photo step for this lot (after recording it, or from the lots table). */
+export async function openPhoto(lotId) {
+  try {
+    photoView = await api("GET", "/lots/" + encodeURIComponent(lotId) + "/photos");
+    renderPhoto();
+    if (typeof el.photoCard.scrollIntoView === "function") {
+      el.photoCard.scrollIntoView({ block: "nearest" });
+    }
+  } catch (err) {
+    showError(err);
+  }
+}
+
+/** The lot's proposal: its latest graded photo's grade (a later declined photo keeps it). */
+function proposalOf(view) {
+  const g = view && view.grade;
+  if (!g || !g.proposed_grade) return null;
+  const source = view.photos.find((p) => p.id === g.photo_id);
+  const result = source && source.grading;
+  return { grade: g.proposed_grade, confidence: g.confidence, reasons: (result && result.reasons) || [] };
+}
+
+export function renderPhoto() {
+  const view = photoView;
+  el.photoCard.hidden = !view;
+  renderPhotoButtons();
+  if (!view) return;
+  el.photoCard.dataset.lotId = view.lot_id;
+  el.photoLot.textContent = "— " + t("lot_short", { seq: view.seq }) + " · " + view.product_name;
+
+  const photo = view.photo;
+  el.photoResult.hidden = !photo;
+  el.photoResult.dataset.photoId = photo ? photo.id : "";
+  if (photo) {
+    if (el.photoThumb.getAttribute("src") !== photo.thumb_url) el.photoThumb.src = photo.thumb_url;
+    el.photoThumb.width = photo.thumb_width;
+    el.photoThumb.height = photo.thumb_height;
+    // The full photo with outlines, sizes and defects drawn; the thumbnail once retention
+    // has removed the full one.
+    el.photoLink.href = photo.url ? "/api/photos/" + encodeURIComponent(photo.id) + "/annotated.png" : photo.thumb_url;
+  }
+  const result = photo && photo.grading;
+  const proposal = proposalOf(view);
+  el.proposalGrade.textContent = proposal
+    ? t("proposal", { grade: gradeLabel(proposal.grade), pct: Math.round(proposal.confidence * 100) })
+    : t("proposal_none");
+  el.proposalGrade.dataset.grade = proposal ? proposal.grade : "";
+  el.reasons.textContent = "";
+  for (const r of (proposal && proposal.reasons) || []) {
+    const li = document.createElement("li");
+    li.setAttribute("data-testid", "reason");
+    li.dataset.passed = String(Boolean(r.passed));
+    li.textContent = lang === "en" ? r.text_en : r.text_vi;
+    el.reasons.appendChild(li);
+  }
+  // Declined, no rules or an error: the station's own words, with what to do.
+  const note = result && result.status !== "graded" ? result : null;
+  el.photoNote.hidden = !note;
+  el.photoNote.dataset.status = note ? note.status : "";
+  el.photoNote.dataset.reason = (note && note.reason) || "";
+  el.photoNote.textContent = note
+    ? note.status === "declined"
+      ? t("photo_declined", { message: lang === "en" ? note.message_en : note.message })
+      : lang === "en" ? note.message_en : note.message
+    : "";
+
+  const grade = view.grade || {};
+  el.gradeButtons.textContent = "";
+  for (const g of view.grades) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn grade-btn";
+    b.setAttribute("data-testid", "grade-" + g);
+    b.dataset.grade = g;
+    b.textContent = g === "reject" ? t("grade_reject") : g;
+    b.setAttribute("aria-pressed", String(grade.grade === g));
+    if (proposal && proposal.grade === g) b.classList.add("proposed");
+    b.disabled = photoBusy;
+    b.addEventListener("click", () => confirmGrade(g));
+    el.gradeButtons.appendChild(b);
+  }
+  el.gradeConfirmed.hidden = !grade.grade;
+  if (grade.grade) {
+    const overridden = grade.proposed_grade && grade.proposed_grade !== grade.grade;
+    el.gradeConfirmed.textContent = overridden
+      ? t("grade_overridden", {
+          grade: gradeLabel(grade.grade),
+          proposed: gradeLabel(grade.proposed_grade),
+          by: grade.confirmed_by,
+        })
+      : t("grade_confirmed", { grade: gradeLabel(grade.grade), by: grade.confirmed_by });
+  }
+  el.gradeConfirmed.dataset.grade = grade.grade || "";
+}
+
+// ---------------------------------------------------------------- photo and grade requests
+
+/** One photo request at a time; send(lotId) resolves to the lot's new photo view. */
+async function photoRequest(send) {
+  if (photoBusy || !photoView) return;
+  photoBusy = true;
+  renderPhoto();
+  try {
+    photoView = await send(photoView.lot_id);
+    const result = photoView.photo && photoView.photo.grading;
+    if (result && result.status === "graded") {
+      showMessage("ok", both("photo_stored", () => ({ seq: photoView.seq })));
+    } else if (result) {
+      showMessage("error", { vi: result.message, en: result.message_en });
+    }
+  } catch (err) {
+    showError(err);
+  } finally {
+    photoBusy = false;
+    renderPhoto();
+    refreshLots();
+  }
+}
+
+function capturePhoto() {
+  photoRequest((lotId) => api("POST", "/lots/" + encodeURIComponent(lotId) + "/capture", undefined, 60000));
+}
+
+function uploadPhoto() {
+  const file = el.uploadInput.files && el.uploadInput.files[0];
+  el.uploadInput.value = "";
+  if (!file) return;
+  photoRequest((lotId) => api("POST", "/lots/" + encodeURIComponent(lotId) + "/photos", file, 120000));
+}
+
+function graderName() {
+  return el.graderName.value.trim() || "staff";
+}
+
+async function confirmGrade(g) {
+  if (photoBusy || !photoView) return;
+  photoBusy = true;
+  renderPhoto();
+  try {
+    const res = await api("POST", "/lots/" + encodeURIComponent(photoView.lot_id) + "/grade", {
+      grade: g,
+      by: graderName(),
+    });
+    photoView = res;
+    showMessage(
+      "ok",
+      both("grade_confirmed_msg", () => ({ seq: res.seq, grade: gradeLabel(res.confirmation.grade) })),
+    );
+  } catch (err) {
+    showError(err);
+  } finally {
+    photoBusy = false;
+    renderPhoto();
+    refreshLots();
+  }
+}
+
+export function wirePhoto() {
+  el.captureButton.addEventListener("click", capturePhoto);
+  el.uploadInput.addEventListener("change", uploadPhoto);
+  el.photoClose.addEventListener("click", () => {
+    photoView = null;
+    renderPhoto();
+  });
+  try {
+    el.graderName.value = window.localStorage.getItem("station.grader") || "";
+  } catch (_e) {
+    /* private mode */
+  }
+  el.graderName.addEventListener("change", () => {
+    try {
+      window.localStorage.setItem("station.grader", el.graderName.value.trim());
+    } catch (_e) {
+      /* private mode: typed again next time */
+    }
+  });
+}
