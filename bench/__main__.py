@@ -14,6 +14,7 @@ from bench.scale import bench_stable_to_api
 from bench.scale_parse import bench_parse
 from bench.scan import bench_scan
 from bench.station import median_p95_ms
+from bench.sync import bench_sync
 from edge.storage.store import Store
 
 
@@ -42,3 +43,4 @@ if __name__ == "__main__":
     bench_grading()
     bench_scan()
     bench_ingest()
+    bench_sync()

@@ -29,6 +29,18 @@ def status_payload(state: str, version: str | None = None, cfg_hash: str | None 
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its handshake fails: paho drops such a socket unclosed (a
+    ResourceWarning, and a file descriptor held until the garbage collector runs)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 class _HostnameContext(ssl.SSLContext):
     """Checks the broker's certificate for ``expected`` instead of the host dialled."""
 
@@ -47,6 +59,7 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
         ctx.expected = tls.server_hostname
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sslsocket_class = _ClosingSSLSocket
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(cafile=str(tls.ca_file))
     ctx.load_cert_chain(certfile=str(tls.cert_file), keyfile=str(tls.key_file))
