@@ -212,15 +212,25 @@ def test_sent_confirmed_and_resent_after_ack_timeout(
     assert outbox.next_batch("records", 10, 0) is None
 
 
-def test_ack_beyond_last_seq_confirms_only_what_exists(
+def test_ack_beyond_last_seq_confirms_nothing_and_is_reported(
     store: Store, outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Central holds seqs this station never assigned (a replaced database, or a site id
+    used twice): confirming would mark this station's records delivered while central
+    drops them as duplicates, so nothing is confirmed and the conflict is reported."""
     catalogue(store)
-    assert outbox.confirm("records", 500) == 2
+    assert outbox.confirm("records", 500) == 0
     assert "beyond the last this station assigned (2)" in caplog.text
-    assert outbox.stream_status()["records"].confirmed_upto == 2
+    status = outbox.stream_status()["records"]
+    assert (status.confirmed_upto, status.ack_conflict_upto) == (0, 500)
+    assert status.ack_conflict_at is not None
+    assert outbox.status()["ack_conflict"] is True
     lots(store, 1)  # its catalogue: 3, 4; the lot: 5
-    assert [r["status"] for r in rows(store)][2:] == ["pending"] * 3
+    assert [r["status"] for r in rows(store)] == ["pending"] * 5
+    # The conflict survives a restart of the station (a new Outbox on the same file).
+    assert Outbox(store).stream_status()["records"].ack_conflict_upto == 500
+    # An ordinary ack is still applied.
+    assert outbox.confirm("records", 2) == 2
 
 
 def test_release_claims_at_start(store: Store, outbox: Outbox) -> None:

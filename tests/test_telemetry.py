@@ -161,13 +161,21 @@ def test_thermal_zones_read_from_files(tmp_path: Path) -> None:
 
 def test_outbox_summary_ages_from_times_and_ages() -> None:
     status = {
-        "records": {"depth": 12, "oldest_at": "2026-11-23T10:28:12.123Z"},
-        "telemetry": {"pending": 1, "oldest_at": NOW - timedelta(seconds=30.4)},
+        "records": {
+            "depth": 12,
+            "oldest_at": "2026-11-23T10:28:12.123Z",
+            "ack_conflict_upto": 4000,
+        },
+        "telemetry": {
+            "pending": 1,
+            "oldest_at": NOW - timedelta(seconds=30.4),
+            "ack_conflict_upto": None,
+        },
         "bulk": {"depth": 0, "oldest_at": None},
         "later": {"depth": 3, "oldest_age_s": 99.6},
     }
     assert outbox_summary(status, NOW) == {
-        "records": {"depth": 12, "oldest_age_s": 600},
+        "records": {"depth": 12, "oldest_age_s": 600, "ack_conflict_upto": 4000},
         "telemetry": {"depth": 1, "oldest_age_s": 30},
         "bulk": {"depth": 0, "oldest_age_s": None},
         "later": {"depth": 3, "oldest_age_s": 100},

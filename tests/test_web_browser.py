@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from edge.sync.link_setup import station_outbox
 from tests.helpers import StationServer, station_config, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -121,6 +122,13 @@ def test_record_a_lot_through_the_page(tmp_path: Path, browser: Browser) -> None
 
         lots = wait_for(lambda: server.station.db.lots_since("2000"), 5, "the lot in the database")
         assert len(lots) == 1
+
+        # Central acknowledges seqs this station never assigned (a replaced database or
+        # a site id used twice): nothing is confirmed and staff are told to call support.
+        assert station_outbox(server.station.cfg, server.station.db).confirm("records", 900) == 0
+        expect(by_id(page, "link-status")).to_have_attribute("data-status", "conflict")
+        expect(by_id(page, "link-status")).to_contain_text("Trùng mã điểm")
+        expect(by_id(page, "outbox-pending")).to_have_text("3")
         assert lots[0]["net_g"] == 2500
         assert lots[0]["producer_name"] == FARMER
         assert lots[0]["product_name"] == PRODUCT

@@ -101,6 +101,8 @@ class StreamStatus:
     confirmed_upto: int
     last_confirmed_at: str | None
     pending_bytes: int  # JSON bodies of the unconfirmed rows
+    ack_conflict_upto: int | None = None  # central acked beyond last_seq (see confirm)
+    ack_conflict_at: str | None = None
 
 
 class Outbox:
@@ -226,8 +228,13 @@ class Outbox:
 
     def confirm(self, stream: str, upto: int, now: datetime | None = None) -> int:
         """Central holds every row up to ``upto``: they are confirmed; returns how many
-        rows changed. An ack beyond the last seq this station assigned is logged (was
-        the station's database replaced?) and confirms only what exists."""
+        rows changed.
+
+        An ack beyond the last seq this station assigned means central holds records
+        under this site id that this station never made (its database was replaced, or
+        another station uses the same site id): central would drop this station's records
+        as duplicates of those, so NOTHING is confirmed; the conflict is stored and
+        reported (``ack_conflict_upto`` in the status) until the site id is changed."""
         if stream not in STREAMS:
             raise ValueError(f"unknown outbox stream {stream!r}")
         when = iso(self._now(now))
@@ -238,14 +245,21 @@ class Outbox:
                 ).fetchone()[0]
             )
             if upto > last:
-                log.warning(
+                log.error(
                     "central acknowledges %s up to seq %d, beyond the last this station "
-                    "assigned (%d): was the station's database replaced?",
+                    "assigned (%d): its database was replaced or another station uses "
+                    "this site id; nothing is confirmed (records are kept): give this "
+                    "station a new site id",
                     stream,
                     upto,
                     last,
                 )
-                upto = last
+                db.execute(
+                    "UPDATE outbox_streams SET ack_conflict_upto = ?, ack_conflict_at = ? "
+                    "WHERE stream = ?",
+                    [upto, when, stream],
+                )
+                return 0
             cur = db.execute(
                 "UPDATE outbox SET status = 'confirmed', confirmed_at = ?, batch_id = NULL "
                 "WHERE stream = ? AND seq <= ? AND status != 'confirmed'",
@@ -326,6 +340,8 @@ class Outbox:
                 confirmed_upto=s["confirmed_upto"],
                 last_confirmed_at=s["last_confirmed_at"],
                 pending_bytes=pending[2] + sent[2],
+                ack_conflict_upto=s["ack_conflict_upto"],
+                ack_conflict_at=s["ack_conflict_at"],
             )
         return {k: out[k] for k in STREAMS if k in out}
 
@@ -358,5 +374,6 @@ class Outbox:
             "oldest_pending_at": records.oldest_at,
             "pending_bytes": sum(s.pending_bytes for s in streams.values()),
             "streams": {name: s.__dict__ for name, s in streams.items()},
+            "ack_conflict": any(s.ack_conflict_upto is not None for s in streams.values()),
             "disk": self.disk(),
         }

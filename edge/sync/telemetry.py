@@ -182,7 +182,8 @@ def _fields(value: Any) -> Mapping[str, Any] | None:
 
 
 def outbox_summary(status: Mapping[str, Any], now: datetime) -> dict[str, dict[str, Any]]:
-    """Per stream ``{"depth", "oldest_age_s"}`` from the outbox's status.
+    """Per stream ``{"depth", "oldest_age_s"}`` (plus ``ack_conflict_upto`` when central
+    acknowledged seqs this station never assigned) from the outbox's status.
 
     ``status`` maps a stream name to a mapping or dataclass (the outbox's
     ``stream_status()``) with ``depth`` (or ``pending``) and the oldest waiting
@@ -207,6 +208,10 @@ def outbox_summary(status: Mapping[str, Any], now: datetime) -> dict[str, dict[s
             "depth": depth if isinstance(depth, int) and not isinstance(depth, bool) else None,
             "oldest_age_s": None if age is None else max(0, round(age)),
         }
+        conflict = info.get("ack_conflict_upto")
+        if isinstance(conflict, int) and not isinstance(conflict, bool):
+            # central acked seqs this station never assigned: operations must act
+            out[str(stream)]["ack_conflict_upto"] = conflict
     return out
 
 

@@ -74,9 +74,12 @@ export function renderState() {
   el.outboxPending.textContent = typeof outbox.pending === "number" ? String(outbox.pending) : "–";
   el.outboxPending.dataset.pending = String(outbox.pending || 0);
 
-  const link = station.link || "unknown";
+  // A conflict (central holds seqs this station never assigned) or a nearly full disk
+  // outranks the connection state: both need someone to act.
+  const problem = outbox.ack_conflict ? "conflict" : outbox.disk && outbox.disk.nearly_full ? "disk_full" : null;
+  const link = problem || station.link || "unknown";
   el.linkStatus.dataset.status = link;
-  el.linkStatus.textContent = ["disabled", "connecting", "online", "offline"].includes(link)
+  el.linkStatus.textContent = ["disabled", "connecting", "online", "offline", "conflict", "disk_full"].includes(link)
     ? t("link_" + link)
     : String(link);
 
