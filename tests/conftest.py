@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import browser  # noqa: F401  (fixture)
 from tests.helpers import Broker, tls_broker, tls_pki  # noqa: F401  (fixtures)
 
 

@@ -5,50 +5,18 @@ on a phone and on the 7-inch station screen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from edge.sync.link_setup import station_outbox
+from tests.browser import by_id, needs_chromium, set_simulated
 from tests.helpers import StationServer, station_config, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 FARMER = "Giàng Thị Mỷ"
 PRODUCT = "Sâm Lai Châu"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def by_id(page: Page, testid: str) -> Locator:
-    return page.get_by_test_id(testid)
-
-
-def set_simulated(page: Page, grams: int) -> None:
-    by_id(page, "sim-weight").fill(str(grams))
-    by_id(page, "sim-set").click()
+pytestmark = needs_chromium
 
 
 def check_layout(page: Page, width: int, height: int, shot: Path) -> None:

@@ -6,34 +6,20 @@ why it is declined, and see an unplugged camera. The database is checked after."
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from edge.camera import scenes
+from tests.browser import by_id, needs_chromium, set_simulated
 from tests.helpers import StationServer, station_config, wait_for
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, by_id, set_simulated
 
 FARMER = "Lò Thị Xuân"
 PRODUCT = "Chuối tiêu Tân Uyên"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+pytestmark = needs_chromium
 
 
 def record_through_the_page(page: Page, grams: int) -> None:
