@@ -337,7 +337,10 @@ def test_meter_on_a_paho_client_counts_every_mqtt_byte(broker: Broker) -> None:
     disconnect = 2
     connack = 4
     assert (mid_out, mid_in) == (connect + publish, connack + PUBACK_SIZE)
-    assert (end_out, end_in) == (disconnect, 0)
+    # The broker closes on DISCONNECT; whether its FIN (one sequence number, no data) is
+    # already in the kernel's count when paho reads it at close is a race the meter
+    # cannot always see from tcpi_state: at most that one byte.
+    assert end_out == disconnect and end_in in (0, 1)
 
 
 def test_usage_and_meter_together_over_a_month_boundary(store: Store) -> None:
