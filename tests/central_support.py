@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sync.envelope import Batch, decode_ack, encode_batch
+from edge.sync.envelope import Ack, Batch, decode_ack, encode_batch
 from tests.helpers import ClientTls, free_port, wait_for
 
 PG_URL = os.environ.get("EDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -53,7 +53,9 @@ def lot(seq: int, site: str = "sin-ho-01") -> dict[str, Any]:
     return rec
 
 
-def batch(site: str, first: int, last: int, stream: str = "records", attempt: int = 1) -> Batch:
+def batch(
+    site: str, first: int, last: int, stream: str = "records", attempt: int = 1, epoch: str = ""
+) -> Batch:
     records: tuple[dict[str, Any], ...]
     if stream == "telemetry":
         records = tuple(
@@ -62,7 +64,8 @@ def batch(site: str, first: int, last: int, stream: str = "records", attempt: in
         )
     else:
         records = tuple(lot(s, site) for s in range(first, last + 1))
-    return Batch(site, stream, f"{stream}:{first}-{last}:{attempt}", first, last, records)
+    batch_id = f"{stream}:{first}-{last}:{attempt}"
+    return Batch(site, stream, batch_id, first, last, records, epoch=epoch)
 
 
 def pg_reachable() -> str | None:
@@ -105,6 +108,7 @@ class Station:
         self.site = site
         self.prefix = prefix
         self.acks: list[tuple[str, int]] = []
+        self.received: list[Ack] = []  # every ack whole (with its epoch)
         self._lock = threading.Lock()
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -128,6 +132,7 @@ class Station:
         ack = decode_ack(bytes(msg.payload))
         with self._lock:
             self.acks.append((ack.stream, ack.upto))
+            self.received.append(ack)
 
     def publish(self, b: Batch) -> None:
         self.send(f"{self.prefix}/{self.site}/{b.stream}", encode_batch(b))

@@ -65,6 +65,7 @@ def test_batches_are_stored_then_acknowledged(
             "records": 102,
             "duplicates": 0,
             "rejected": 0,
+            "epoch_conflicts": 0,
         }
     finally:
         ingest.stop()
@@ -165,8 +166,16 @@ def test_status_messages_and_the_status_endpoint(
             "status": {"state": "offline"},
             "streams": {},
             "telemetry": None,
+            "epoch_conflict": None,
         }
-        assert body["ingest"] == {"batches": 2, "records": 33, "duplicates": 0, "rejected": 0}
+        assert sin_ho["epoch_conflict"] is None
+        assert body["ingest"] == {
+            "batches": 2,
+            "records": 33,
+            "duplicates": 0,
+            "rejected": 0,
+            "epoch_conflicts": 0,
+        }
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server.url.replace("/status", "/nope"), timeout=5)
         assert err.value.code == 404

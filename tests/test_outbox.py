@@ -233,6 +233,48 @@ def test_ack_beyond_last_seq_confirms_nothing_and_is_reported(
     assert outbox.confirm("records", 2) == 2
 
 
+def test_every_database_has_its_own_epoch_and_every_batch_carries_it(
+    tmp_path: Path, store: Store, outbox: Outbox
+) -> None:
+    epoch = outbox.epoch
+    assert len(epoch) == 16 and int(epoch, 16) >= 0 and epoch == epoch.lower()
+    lots(store, 3)
+    batch = outbox.next_batch("records", 100, 0)
+    assert batch is not None and batch.epoch == epoch
+    assert decode_batch(encode_batch(batch)).epoch == epoch
+    assert all(b.epoch == epoch for b in outbox.preview("records", 2))
+    # Kept across a restart; another database (a new SD card, same site id) has another.
+    again = Store.open(tmp_path / "s.db", "sin-ho-01")
+    other = Store.open(tmp_path / "new-card.db", "sin-ho-01")
+    try:
+        assert Outbox(again).epoch == epoch
+        assert Outbox(other).epoch != epoch
+    finally:
+        again.close()
+        other.close()
+    with pytest.raises(sqlite3.IntegrityError), store.write() as db:  # one row, made once
+        db.execute("INSERT INTO station_epoch(id, epoch) VALUES (2, '0123456789abcdef')")
+
+
+def test_an_existing_database_gets_an_epoch_when_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "before.db"
+    real = dbmod.migrations()
+    monkeypatch.setattr(dbmod, "migrations", lambda: [m for m in real if m[0] < 9])
+    old = Store.open(path, "sin-ho-01")
+    lots(old, 2)
+    old.close()
+    monkeypatch.setattr(dbmod, "migrations", lambda: real)
+    store = Store.open(path, "sin-ho-01")
+    epoch = Outbox(store).epoch
+    assert len(epoch) == 16 and set(epoch) <= set("0123456789abcdef")
+    assert [r["seq"] for r in rows(store)] == [1, 2, 3, 4]  # nothing lost on the way
+    batch = Outbox(store).next_batch("records", 100, 0)
+    store.close()
+    assert batch is not None and batch.epoch == epoch
+
+
 def test_release_claims_at_start(store: Store, outbox: Outbox) -> None:
     catalogue(store)
     assert outbox.next_batch("records", 5, 0) is not None

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -127,6 +127,11 @@ class BatchLike(Protocol):
     def last(self) -> int: ...
     @property
     def records(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def epoch(self) -> str: ...
+
+
+B = TypeVar("B", bound=BatchLike)
 
 
 def check_batch(batch: BatchLike, site: str, stream: str) -> str | None:
@@ -140,6 +145,52 @@ def check_batch(batch: BatchLike, site: str, stream: str) -> str | None:
     if len(batch.records) != batch.last - batch.first + 1:
         return f"range {batch.first}-{batch.last} does not match {len(batch.records)} record(s)"
     return None
+
+
+class MixedEpochs(Exception):
+    """A plan was asked to hold batches of two epochs for one (site, stream): a bug;
+    split them with :func:`epoch_groups` first."""
+
+
+def epoch_groups(batches: Iterable[B]) -> list[list[B]]:
+    """The batches in groups (first the largest, order kept within each) where every
+    (site, stream) has one epoch: each batch goes into the first group whose epoch
+    for its key is the same or not yet set ("" is an epoch of its own here: an old
+    sender's batch is planned apart from a new one's)."""
+    groups: list[tuple[dict[tuple[str, str], str], list[B]]] = []
+    for batch in batches:
+        key = (batch.site, batch.stream)
+        for epochs, members in groups:
+            if epochs.setdefault(key, batch.epoch) == batch.epoch:
+                members.append(batch)
+                break
+        else:
+            groups.append(({key: batch.epoch}, [batch]))
+    return [members for _, members in groups]
+
+
+def epoch_verdict(stored: str | None, seen: str) -> tuple[str | None, bool]:
+    """(the epoch to keep for a (site, stream), whether the batch is refused) when
+    central holds ``stored`` for it and a batch of epoch ``seen`` arrives. The first
+    epoch sets it; a batch without one (a sender older than epochs) is accepted and
+    sets nothing; another epoch than the stored one is refused: its seqs number
+    another database's records, which central would drop as duplicates."""
+    if not seen:
+        return stored, False
+    if not stored:
+        return seen, False
+    return stored, stored != seen
+
+
+def epoch_conflict_text(p: StreamProgress) -> str:
+    """Why a (site, stream) was refused (``p.conflict`` set), and what to do."""
+    return (
+        f"it comes from a station database of epoch {p.conflict}, but central holds "
+        f"this site's {p.stream} stream (seqs 1-{p.upto}) from epoch {p.epoch}: the "
+        "station's database was replaced or cloned: give it a new site id, or reset "
+        "central's progress for this site; not stored, not acknowledged (the station "
+        "keeps its records)"
+    )
 
 
 def covered_upto(contiguous: int, ranges: Iterable[tuple[int, int]]) -> int:
@@ -209,6 +260,8 @@ class StreamProgress:
     upto: int
     inserted: int
     duplicates: int
+    epoch: str = ""  # the epoch central holds for it (what the ack carries)
+    conflict: str = ""  # the refused epoch when the batches were not stored
 
 
 Row = tuple[str, str, int, str, str | None, str]
@@ -223,6 +276,7 @@ class GroupPlan:
     ranges: dict[tuple[str, str], list[tuple[int, int]]]
     received: dict[tuple[str, str], int]
     telemetry: dict[str, tuple[int, str]]  # site -> (seq, body) of its newest telemetry
+    epochs: dict[tuple[str, str], str]  # the one epoch of each key's batches ("" none)
 
     @property
     def keys(self) -> list[tuple[str, str]]:
@@ -236,10 +290,16 @@ class GroupPlan:
 
 def plan_group(batches: Iterable[BatchLike]) -> GroupPlan:
     """Rows, ranges and newest telemetry of some batches; raises TypeError/ValueError
-    (from ``record_json``) when a record cannot be stored as JSON."""
-    plan = GroupPlan({}, {}, {}, {})
+    (from ``record_json``) when a record cannot be stored as JSON, MixedEpochs when
+    one key has batches of two epochs (:func:`epoch_groups` splits them)."""
+    plan = GroupPlan({}, {}, {}, {}, {})
     for batch in batches:
         key = (batch.site, batch.stream)
+        if plan.epochs.setdefault(key, batch.epoch) != batch.epoch:
+            raise MixedEpochs(
+                f"{key[0]}/{key[1]}: batches of epochs {plan.epochs[key]!r} and "
+                f"{batch.epoch!r} in one plan"
+            )
         plan.ranges.setdefault(key, []).append((batch.first, batch.last))
         plan.received[key] = plan.received.get(key, 0) + len(batch.records)
         rows = plan.rows.setdefault(key, [])
@@ -265,6 +325,9 @@ class StreamRow:
     contiguous: int
     highest: int
     records: int
+    epoch: str | None = None
+    conflict_epoch: str | None = None  # the last epoch refused, and when
+    conflict_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,12 +341,21 @@ class SiteRow:
 def site_views(sites: Sequence[SiteRow], streams: Sequence[StreamRow]) -> list[dict[str, Any]]:
     """The ``sites`` list of GET /status."""
     by_site: dict[str, dict[str, Any]] = {}
+    conflicts: dict[str, dict[str, Any]] = {}
     for row in streams:
         by_site.setdefault(row.site, {})[row.stream] = {
             "confirmed_upto": row.contiguous,
             "records": row.records,
             "highest_seq": row.highest,
         }
+        if row.conflict_epoch is not None and row.conflict_at is not None:
+            shown = conflicts.get(row.site)
+            if shown is None or shown["at"] < row.conflict_at:
+                conflicts[row.site] = {
+                    "stored": row.epoch,
+                    "seen": row.conflict_epoch,
+                    "at": row.conflict_at,
+                }
     out = []
     for site in sorted(sites, key=lambda s: s.site):
         status = site.status or {}
@@ -295,6 +367,7 @@ def site_views(sites: Sequence[SiteRow], streams: Sequence[StreamRow]) -> list[d
                 "status": site.status,
                 "streams": by_site.get(site.site, {}),
                 "telemetry": site.telemetry,
+                "epoch_conflict": conflicts.get(site.site),
             }
         )
     return out

@@ -18,6 +18,13 @@ database is unavailable nothing is PUBACKed: the store thread retries with cappe
 back-off, and if the process dies meanwhile the broker redelivers the messages
 to the persistent session (clean_start False, session expiry) on reconnect.
 Duplicates are harmless: the store is idempotent on (site, stream, seq).
+
+A batch whose epoch (the station database it comes from) differs from the one
+central holds for its site and stream is not stored and not acknowledged: its
+seqs number another database's records (an SD card replaced, a second station
+with the same site id), which would be dropped as duplicates. It is counted
+(``epoch_conflicts``), logged with what to do, and PUBACKed; the station keeps
+its records and sends them again, and GET /status shows the conflict.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,10 +51,12 @@ from edge.central.core import (
     GroupPlan,
     StreamProgress,
     check_batch,
+    epoch_conflict_text,
     parse_broker_url,
     parse_status_payload,
     parse_topic,
 )
+from edge.central.status import Counters
 from edge.central.store import BatchRefused, CentralStore, StoreUnavailable, plan_batches
 from edge.sync.envelope import Ack, Batch, EnvelopeError, decode_batch, encode_ack
 
@@ -60,23 +69,6 @@ class TlsFiles:
     ca_file: Path
     cert_file: Path
     key_file: Path
-
-
-class Counters:
-    """What this process has done since it started (GET /status ``ingest``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values = {"batches": 0, "records": 0, "duplicates": 0, "rejected": 0}
-
-    def add(self, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                self._values[name] += delta
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._values)
 
 
 @dataclass
@@ -272,7 +264,11 @@ class Ingest:
 
     def _prepare(self, items: list[_Item]) -> _Group:
         group = _Group([], None, [])
+        epochs: dict[tuple[str, str], str] = {}
         for item in items:
+            if item.batch is not None:  # decoded before, held back from a group
+                self._group_batch(group, epochs, item)
+                continue
             parsed = parse_topic(self.prefix, item.msg.topic)
             if parsed is None:
                 self._reject(item, "?", f"unexpected topic {item.msg.topic!r}")
@@ -293,10 +289,21 @@ class Ingest:
             if why is not None:
                 self._reject(item, item.site, why)
                 continue
-            group.items.append(item)
+            self._group_batch(group, epochs, item)
         if group.items:
             group.plan = self._plan(group.items)
         return group
+
+    def _group_batch(self, group: _Group, epochs: dict[tuple[str, str], str], item: _Item) -> None:
+        """Into the group, unless the group already has a batch of another epoch for
+        its (site, stream): then back into the queue, to be stored after this group
+        (and refused if central then holds the other epoch)."""
+        assert item.batch is not None
+        key = (item.batch.site, item.batch.stream)
+        if epochs.setdefault(key, item.batch.epoch) != item.batch.epoch:
+            self._queue.put(item)
+            return
+        group.items.append(item)
 
     def _plan(self, items: list[_Item]) -> GroupPlan:
         """The group's rows; a batch whose records cannot be stored as JSON is
@@ -321,16 +328,30 @@ class Ingest:
         if stored is None:
             return  # stopping: nothing PUBACKed, the broker redelivers
         ((progress, done),) = stored
+        conflicts = {(p.site, p.stream): p for p in progress if p.conflict}
         for p in progress:
-            payload = encode_ack(Ack(p.stream, p.upto))
-            self.client.publish(f"{self.prefix}/{p.site}/ack", payload, qos=1)
+            if not p.conflict:
+                payload = encode_ack(Ack(p.stream, p.upto, p.epoch))
+                self.client.publish(f"{self.prefix}/{p.site}/ack", payload, qos=1)
+        refused = 0
+        for item in done:
+            assert item.batch is not None
+            conflict = conflicts.get((item.batch.site, item.batch.stream))
+            if conflict is not None:
+                refused += 1
+                self._log_conflict(item.batch, conflict)
         self.counters.add(
-            batches=len(done),
+            batches=len(done) - refused,
             records=sum(p.inserted for p in progress),
             duplicates=sum(p.duplicates for p in progress),
+            epoch_conflicts=refused,
         )
         for item in done:
             self._puback(item)
+
+    @staticmethod
+    def _log_conflict(batch: Batch, p: StreamProgress) -> None:
+        log.error("site %s: refused %s: %s", batch.site, batch.batch_id, epoch_conflict_text(p))
 
     def _store_group(self, group: _Group) -> tuple[list[StreamProgress], list[_Item]]:
         """Store all in one transaction; if the database refuses the group, store
@@ -355,7 +376,7 @@ class Ingest:
             old = progress.get((p.site, p.stream))
             if old is not None:
                 new, dup = old.inserted + p.inserted, old.duplicates + p.duplicates
-                p = StreamProgress(p.site, p.stream, p.upto, new, dup)
+                p = replace(p, inserted=new, duplicates=dup)
             progress[(p.site, p.stream)] = p
             done.append(item)
         return list(progress.values()), done

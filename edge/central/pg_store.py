@@ -26,8 +26,10 @@ from edge.central.core import (
     StreamProgress,
     StreamRow,
     covered_upto,
+    epoch_verdict,
 )
 from edge.central.store import (
+    MIGRATABLE,
     SCHEMA_VERSION,
     BatchRefused,
     CentralStore,
@@ -54,6 +56,9 @@ SCHEMA = [
         highest_seq bigint NOT NULL DEFAULT 0,
         records bigint NOT NULL DEFAULT 0,
         last_seen timestamptz NOT NULL,
+        epoch text,
+        conflict_epoch text,
+        conflict_at timestamptz,
         PRIMARY KEY (site, stream))""",
     """CREATE TABLE IF NOT EXISTS sites (
         site text PRIMARY KEY,
@@ -65,10 +70,16 @@ SCHEMA = [
         telemetry_at timestamptz)""",
 ]
 
+TO_VERSION_2 = [  # the station database's epoch, on a version 1 database
+    "ALTER TABLE progress ADD COLUMN IF NOT EXISTS epoch text",
+    "ALTER TABLE progress ADD COLUMN IF NOT EXISTS conflict_epoch text",
+    "ALTER TABLE progress ADD COLUMN IF NOT EXISTS conflict_at timestamptz",
+]
+
 LOCK_PROGRESS = (
     "INSERT INTO progress AS p (site, stream, last_seen) VALUES (%s, %s, %s) "
     "ON CONFLICT (site, stream) DO UPDATE SET site = p.site "
-    "RETURNING contiguous_seq, highest_seq"
+    "RETURNING contiguous_seq, highest_seq, epoch"
 )
 INSERT_RECORDS = (
     "INSERT INTO records (site, stream, seq, kind, record_id, body, received_at) "
@@ -112,18 +123,24 @@ class PgStore(CentralStore):
         self._conn: psycopg.Connection[Any] | None = None
         with self._transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('edge-central-schema'))")
-            for statement in SCHEMA:
-                cur.execute(statement)
+            cur.execute(SCHEMA[0])
             cur.execute("SELECT value FROM central_meta WHERE key = 'schema_version'")
             row = cur.fetchone()
-            if row is None:
-                cur.execute(
-                    "INSERT INTO central_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),)
-                )
-            elif int(row[0]) != SCHEMA_VERSION:
+            if row is not None and int(row[0]) not in (SCHEMA_VERSION, *MIGRATABLE):
                 raise StoreError(
                     f"{self.where} has central schema version {row[0]}, this program knows "
                     f"{SCHEMA_VERSION}: use a matching edge version"
+                )
+            for statement in SCHEMA[1:]:
+                cur.execute(statement)
+            if row is not None and int(row[0]) != SCHEMA_VERSION:
+                for statement in TO_VERSION_2:
+                    cur.execute(statement)
+            if row is None or int(row[0]) != SCHEMA_VERSION:
+                cur.execute(
+                    "INSERT INTO central_meta VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
                 )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -161,19 +178,32 @@ class PgStore(CentralStore):
         now = received_at or utc_now()
         out: list[StreamProgress] = []
         with self._transaction() as cur:
-            before: dict[tuple[str, str], tuple[int, int]] = {}
+            before: dict[tuple[str, str], tuple[int, int, str | None]] = {}
             for key in plan.keys:  # one global order: no deadlock between processes
                 cur.execute(LOCK_PROGRESS, (*key, now))
                 row = cur.fetchone()
                 assert row is not None
-                before[key] = (int(row[0]), int(row[1]))
+                before[key] = (int(row[0]), int(row[1]), row[2])
+            refused: set[str] = set()
             for key in plan.keys:
                 site, stream = key
+                contiguous, highest, stored = before[key]
+                seen = plan.epochs[key]
+                epoch, conflict = epoch_verdict(stored, seen)
+                if conflict:
+                    cur.execute(
+                        "UPDATE progress SET conflict_epoch = %s, conflict_at = %s "
+                        "WHERE site = %s AND stream = %s",
+                        (seen, now, site, stream),
+                    )
+                    out.append(StreamProgress(site, stream, contiguous, 0, 0, stored or "", seen))
+                    if stream == "telemetry":
+                        refused.add(site)  # another database's telemetry
+                    continue
                 _, _, seqs, kinds, ids, bodies = zip(*plan.rows[key], strict=True)
                 cols = [list(seqs), list(kinds), list(ids), list(bodies)]
                 cur.execute(INSERT_RECORDS, (site, stream, now, *cols))
                 new = cur.rowcount
-                contiguous, highest = before[key]
                 ranges = plan.ranges[key]
                 highest = max(highest, *(last for _, last in ranges))
                 upto = covered_upto(contiguous, ranges)
@@ -181,12 +211,14 @@ class PgStore(CentralStore):
                     upto = self._run_end(cur, site, stream, upto)
                 cur.execute(
                     "UPDATE progress SET contiguous_seq = %s, highest_seq = %s, "
-                    "records = records + %s, last_seen = %s WHERE site = %s AND stream = %s",
-                    (upto, highest, new, now, site, stream),
+                    "records = records + %s, last_seen = %s, epoch = %s "
+                    "WHERE site = %s AND stream = %s",
+                    (upto, highest, new, now, epoch, site, stream),
                 )
-                out.append(StreamProgress(site, stream, upto, new, plan.received[key] - new))
+                received = plan.received[key]
+                out.append(StreamProgress(site, stream, upto, new, received - new, epoch or ""))
             for site in plan.sites:
-                telemetry = plan.telemetry.get(site)
+                telemetry = None if site in refused else plan.telemetry.get(site)
                 cur.execute(
                     UPSERT_SITE,
                     (
@@ -231,10 +263,13 @@ class PgStore(CentralStore):
 
     def stream_rows(self) -> list[StreamRow]:
         rows = self._read(
-            "SELECT site, stream, contiguous_seq, highest_seq, records FROM progress "
-            "ORDER BY site, stream"
+            "SELECT site, stream, contiguous_seq, highest_seq, records, epoch, "
+            "conflict_epoch, conflict_at FROM progress ORDER BY site, stream"
         )
-        return [StreamRow(s, st, int(c), int(h), int(n)) for s, st, c, h, n in rows]
+        return [
+            StreamRow(s, st, int(c), int(h), int(n), e, ce, iso(at) if at else None)
+            for s, st, c, h, n, e, ce, at in rows
+        ]
 
     def site_rows(self) -> list[SiteRow]:
         rows = self._read("SELECT site, last_seen, status, telemetry FROM sites ORDER BY site")

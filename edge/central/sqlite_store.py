@@ -21,8 +21,10 @@ from edge.central.core import (
     StreamProgress,
     StreamRow,
     covered_upto,
+    epoch_verdict,
 )
 from edge.central.store import (
+    MIGRATABLE,
     SCHEMA_VERSION,
     BatchRefused,
     CentralStore,
@@ -52,6 +54,9 @@ CREATE TABLE IF NOT EXISTS progress (
     highest_seq INTEGER NOT NULL DEFAULT 0,
     records INTEGER NOT NULL DEFAULT 0,
     last_seen TEXT NOT NULL,
+    epoch TEXT,
+    conflict_epoch TEXT,
+    conflict_at TEXT,
     PRIMARY KEY (site, stream)
 );
 CREATE TABLE IF NOT EXISTS sites (
@@ -64,6 +69,9 @@ CREATE TABLE IF NOT EXISTS sites (
     telemetry_at TEXT
 );
 """
+
+EPOCH_COLUMNS = ("epoch", "conflict_epoch", "conflict_at")
+"""Added by schema version 2 (a version 1 database gets them when opened)."""
 
 INSERT_RECORD = (
     "INSERT INTO records (site, stream, seq, kind, record_id, body, received_at) "
@@ -101,15 +109,20 @@ class SqliteStore(CentralStore):
             row = self._db.execute(
                 "SELECT value FROM central_meta WHERE key = 'schema_version'"
             ).fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT INTO central_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
-            elif int(row[0]) != SCHEMA_VERSION:
+            if row is not None and int(row[0]) not in (SCHEMA_VERSION, *MIGRATABLE):
                 raise StoreError(
                     f"{path} has central schema version {row[0]}, this program knows "
                     f"{SCHEMA_VERSION}: use a matching edge version"
                 )
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(progress)")}
+            for column in EPOCH_COLUMNS:
+                if column not in have:  # a version 1 database
+                    self._db.execute(f"ALTER TABLE progress ADD COLUMN {column} TEXT")
+            self._db.execute(
+                "INSERT INTO central_meta VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -138,6 +151,7 @@ class SqliteStore(CentralStore):
         now = iso(received_at or utc_now())
         with self._transaction() as db:
             out = [self._store_key(db, plan, key, now) for key in plan.keys]
+            refused = {p.site for p in out if p.conflict and p.stream == "telemetry"}
             for site in plan.sites:
                 db.execute(
                     "INSERT INTO sites (site, last_seen) VALUES (?, ?) ON CONFLICT (site) "
@@ -145,6 +159,8 @@ class SqliteStore(CentralStore):
                     (site, now),
                 )
             for site, (seq, body) in plan.telemetry.items():
+                if site in refused:
+                    continue  # another database's telemetry: not this site's state
                 db.execute(
                     "UPDATE sites SET telemetry = ?, telemetry_seq = ?, telemetry_at = ? "
                     "WHERE site = ? AND coalesce(telemetry_seq, 0) < ?",
@@ -156,28 +172,39 @@ class SqliteStore(CentralStore):
         self, db: sqlite3.Connection, plan: GroupPlan, key: tuple[str, str], now: str
     ) -> StreamProgress:
         site, stream = key
+        row = db.execute(
+            "SELECT contiguous_seq, highest_seq, epoch FROM progress WHERE site = ? AND stream = ?",
+            key,
+        ).fetchone()
+        contiguous, highest, stored = (row[0], row[1], row[2]) if row else (0, 0, None)
+        seen = plan.epochs[key]
+        epoch, refused = epoch_verdict(stored, seen)
+        if refused:
+            db.execute(
+                "UPDATE progress SET conflict_epoch = ?, conflict_at = ? "
+                "WHERE site = ? AND stream = ?",
+                (seen, now, site, stream),
+            )
+            return StreamProgress(site, stream, contiguous, 0, 0, stored or "", seen)
         before = db.total_changes
         db.executemany(INSERT_RECORD, [(*row, now) for row in plan.rows[key]])
         inserted = db.total_changes - before
-        row = db.execute(
-            "SELECT contiguous_seq, highest_seq FROM progress WHERE site = ? AND stream = ?",
-            key,
-        ).fetchone()
-        contiguous, highest = (row[0], row[1]) if row else (0, 0)
         ranges = plan.ranges[key]
         highest = max(highest, *(last for _, last in ranges))
         upto = covered_upto(contiguous, ranges)
         if upto < highest:
             upto = self._run_end(db, site, stream, upto)
         db.execute(
-            "INSERT INTO progress (site, stream, contiguous_seq, highest_seq, records, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, stream) DO UPDATE SET "
+            "INSERT INTO progress "
+            "(site, stream, contiguous_seq, highest_seq, records, last_seen, epoch) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, stream) DO UPDATE SET "
             "contiguous_seq = excluded.contiguous_seq, highest_seq = excluded.highest_seq, "
-            "records = records + excluded.records, last_seen = excluded.last_seen",
-            (site, stream, upto, highest, inserted, now),
+            "records = records + excluded.records, last_seen = excluded.last_seen, "
+            "epoch = excluded.epoch",
+            (site, stream, upto, highest, inserted, now, epoch),
         )
         received = plan.received[key]
-        return StreamProgress(site, stream, upto, inserted, received - inserted)
+        return StreamProgress(site, stream, upto, inserted, received - inserted, epoch or "")
 
     @staticmethod
     def _run_end(db: sqlite3.Connection, site: str, stream: str, upto: int) -> int:
@@ -212,8 +239,8 @@ class SqliteStore(CentralStore):
 
     def stream_rows(self) -> list[StreamRow]:
         rows = self._read(
-            "SELECT site, stream, contiguous_seq, highest_seq, records FROM progress "
-            "ORDER BY site, stream"
+            "SELECT site, stream, contiguous_seq, highest_seq, records, epoch, "
+            "conflict_epoch, conflict_at FROM progress ORDER BY site, stream"
         )
         return [StreamRow(*row) for row in rows]
 

@@ -2,8 +2,9 @@
 thread per request, read-only).
 
     {"sites": [{"site", "last_seen", "online", "status", "streams":
-                {stream: {"confirmed_upto", "records", "highest_seq"}}, "telemetry"}],
-     "ingest": {"batches", "records", "duplicates", "rejected"}}
+                {stream: {"confirmed_upto", "records", "highest_seq"}}, "telemetry",
+                "epoch_conflict": null or {"stored", "seen", "at"}}],
+     "ingest": {"batches", "records", "duplicates", "rejected", "epoch_conflicts"}}
 
 ``ingest`` counts what this process did since it started; ``sites`` comes from
 the database, so every ingest process sharing it shows the same fleet.
@@ -23,6 +24,29 @@ from edge.central.store import StoreError
 log = logging.getLogger(__name__)
 
 Snapshot = Callable[[], dict[str, Any]]
+
+
+class Counters:
+    """What this process has done since it started (GET /status ``ingest``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = {
+            "batches": 0,
+            "records": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "epoch_conflicts": 0,
+        }
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                self._values[name] += delta
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
 
 
 def _handler(snapshot: Snapshot) -> type[BaseHTTPRequestHandler]:

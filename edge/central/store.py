@@ -4,13 +4,19 @@
 Tables (same meaning in both):
 - ``records(site, stream, seq, kind, record_id, body, received_at)``, unique on
   (site, stream, seq): a record arrives any number of times and is kept once.
-- ``progress(site, stream, contiguous_seq, highest_seq, records, last_seen)``:
-  ``contiguous_seq`` is the acknowledgement, the highest seq with every seq
-  from 1 up to it stored.
+- ``progress(site, stream, contiguous_seq, highest_seq, records, last_seen, epoch,
+  conflict_epoch, conflict_at)``: ``contiguous_seq`` is the acknowledgement, the
+  highest seq with every seq from 1 up to it stored; ``epoch`` the station
+  database whose seqs these are (set by the first batch that carries one): a
+  batch of another epoch is not stored, and its epoch and time are kept in
+  ``conflict_epoch``/``conflict_at`` for GET /status.
 - ``sites(site, last_seen, status, status_at, telemetry, telemetry_seq, telemetry_at)``.
 
 ``store_batches`` writes a group of batches in one transaction; the
 acknowledgement it returns is true only once that transaction has committed.
+
+Schema version 2 added the epoch columns; a version 1 database gets them (empty)
+when it is opened.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from edge.central.core import (
     SiteRow,
     StreamProgress,
     StreamRow,
+    epoch_groups,
     parse_db_url,
     plan_group,
     site_views,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATABLE = frozenset({1})
+"""Older central schema versions that opening the store upgrades in place."""
 
 
 class StoreError(Exception):
@@ -58,15 +67,20 @@ class CentralStore(ABC):
     ) -> list[StreamProgress]:
         """Store planned batches (``core.plan_group``) in one transaction; per
         (site, stream) touched, the contiguous mark after it and how many records
-        were new or duplicates."""
+        were new or duplicates. A key whose batches carry another epoch than the
+        one stored for it is not stored: its StreamProgress has ``conflict`` set
+        (and the conflict is kept for GET /status)."""
 
     def store_batches(
         self, batches: Sequence[BatchLike], received_at: datetime | None = None
     ) -> list[StreamProgress]:
-        """``store_plan`` of these batches; BatchRefused if a record cannot be JSON."""
-        if not batches:
-            return []
-        return self.store_plan(plan_batches(batches), received_at)
+        """``store_plan`` of these batches (one transaction, or one per epoch group
+        when a (site, stream) has batches of several epochs: ``core.epoch_groups``);
+        BatchRefused if a record cannot be JSON."""
+        out: list[StreamProgress] = []
+        for group in epoch_groups(batches):
+            out += self.store_plan(plan_batches(group), received_at)
+        return out
 
     def store_batch(self, batch: BatchLike, received_at: datetime | None = None) -> int:
         """Store one batch; the highest contiguous seq stored for its site and stream."""

@@ -118,6 +118,15 @@ class Outbox:
         self.ack_timeout_s = ack_timeout_s
         self.retention_days = retention_days
         self.min_free_mb = min_free_mb
+        self._epoch: str | None = None
+
+    @property
+    def epoch(self) -> str:
+        """This database's epoch (migration 0009): every batch carries it, and an ack
+        that carries another one is not for this database's records."""
+        if self._epoch is None:
+            self._epoch = str(self.store.rows("SELECT epoch FROM station_epoch")[0]["epoch"])
+        return self._epoch
 
     def _now(self, now: datetime | None) -> datetime:
         return now if now is not None else self.store.now()
@@ -201,9 +210,8 @@ class Outbox:
                     raise _Changed
         except _Changed:  # confirmed meanwhile: rolled back; the next round sees it
             return None
-        return Batch(
-            self.store.site_id, stream, batch_id, first, last, tuple(_record(r) for r in rows)
-        )
+        records = tuple(_record(r) for r in rows)
+        return Batch(self.store.site_id, stream, batch_id, first, last, records, epoch=self.epoch)
 
     def mark_sent(self, batch: Batch, now: datetime | None = None) -> int:
         """The broker acknowledged (PUBACK) the batch: its rows are sent."""
@@ -308,6 +316,7 @@ class Outbox:
                 first,
                 last,
                 tuple(_record(r) for r in rows),
+                epoch=self.epoch,
             )
             after = last
 

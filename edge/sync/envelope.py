@@ -3,13 +3,16 @@
 A batch is a zstd frame (content size and checksum in its header) of one CBOR map::
 
     {"v": 2, "site": str, "stream": str, "batch": str, "first": int, "last": int,
-     "schema": 2, "records": [...]}
+     "schema": 2, "epoch": str, "records": [...]}
 
 ``records`` holds the records ``first`` .. ``last`` (contiguous, inclusive) in the
 compact encoding of :mod:`edge.sync.records`; decoding gives back exactly the dicts
-that were encoded, each with its ``seq``. An acknowledgement is a plain CBOR map
-``{"v": 2, "stream": str, "upto": int}``: the highest contiguous ``seq`` central has
-stored for that site and stream.
+that were encoded, each with its ``seq``. ``epoch`` (16 lower-case hex digits, made
+once per station database) tells central which database numbered the seqs; senders
+from before it omit the key. An acknowledgement is a plain CBOR map
+``{"v": 2, "stream": str, "upto": int, "epoch": str}``: the highest contiguous ``seq``
+central has stored for that site and stream, and the epoch those seqs belong to
+(omitted when central knows none).
 
 Pure: bytes in, values out. Every malformed input (truncated, garbage, another
 version, inconsistent lengths) raises :class:`EnvelopeError` naming what is wrong,
@@ -45,7 +48,9 @@ millisecond for 100 records and saves bytes on a metered link."""
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _STREAM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_EPOCH = re.compile(r"^[0-9a-f]{16}$")
 _KEYS = frozenset({"v", "site", "stream", "batch", "first", "last", "schema", "records"})
+"""Required keys; ``epoch`` is optional (absent from senders older than it)."""
 
 
 class EnvelopeError(ValueError):
@@ -61,6 +66,7 @@ class Batch:
     last: int
     records: tuple[dict[str, Any], ...]
     schema: int = SCHEMA_VERSION
+    epoch: str = ""  # the station database's epoch; "" from a sender older than it
 
     @property
     def count(self) -> int:
@@ -71,6 +77,7 @@ class Batch:
 class Ack:
     stream: str
     upto: int
+    epoch: str = ""  # the epoch of the stored seqs; "" when central knows none
 
 
 def batch_id_for(stream: str, first: int, last: int, attempt: int) -> str:
@@ -79,6 +86,13 @@ def batch_id_for(stream: str, first: int, last: int, attempt: int) -> str:
 
 
 # -- checks shared by both directions -------------------------------------------------
+
+
+def _check_epoch(epoch: object, where: str) -> str:
+    """``epoch`` when it is "" (unknown) or 16 lower-case hex digits."""
+    if not isinstance(epoch, str) or (epoch and not _EPOCH.match(epoch)):
+        raise EnvelopeError(f"{where} epoch {epoch!r} is not 16 lower-case hex digits")
+    return epoch
 
 
 def _is_int(value: object) -> bool:
@@ -115,6 +129,7 @@ def encode_batch(b: Batch) -> bytes:
     """The envelope for ``b``; raises EnvelopeError when ``b`` is inconsistent
     (a record's seq is not first+i, a record is not encodable)."""
     _check_header(b.site, b.stream, b.batch_id, b.first, b.last, b.schema)
+    _check_epoch(b.epoch, f"batch {b.batch_id}")
     if len(b.records) != b.count:
         raise EnvelopeError(
             f"batch {b.batch_id}: {len(b.records)} records for seq range "
@@ -132,6 +147,7 @@ def encode_batch(b: Batch) -> bytes:
         "first": b.first,
         "last": b.last,
         "schema": b.schema,
+        **({"epoch": b.epoch} if b.epoch else {}),
         "records": records,
     }
     try:
@@ -205,11 +221,12 @@ def decode_batch(data: bytes) -> Batch:
     site, stream, batch_id = body["site"], body["stream"], body["batch"]
     first, last, schema = body["first"], body["last"], body["schema"]
     _check_header(site, stream, batch_id, first, last, schema)
+    epoch = _check_epoch(body.get("epoch", ""), f"batch {batch_id}")
     try:
         records = decode_records(first, last - first + 1, body["records"])
     except RecordCodecError as exc:
         raise EnvelopeError(f"batch {batch_id} ({site}/{stream} {first}-{last}): {exc}") from None
-    return Batch(site, stream, batch_id, first, last, tuple(records), schema)
+    return Batch(site, stream, batch_id, first, last, tuple(records), schema, epoch)
 
 
 # -- acknowledgements -------------------------------------------------------------------
@@ -220,7 +237,11 @@ def encode_ack(a: Ack) -> bytes:
         raise EnvelopeError(f"stream {a.stream!r} is not a stream name")
     if not _is_int(a.upto) or a.upto < 0:
         raise EnvelopeError(f"ack upto must be an integer >= 0, got {a.upto!r}")
-    return cbor2.dumps({"v": ENVELOPE_VERSION, "stream": a.stream, "upto": a.upto})
+    _check_epoch(a.epoch, "ack")
+    body: dict[str, Any] = {"v": ENVELOPE_VERSION, "stream": a.stream, "upto": a.upto}
+    if a.epoch:
+        body["epoch"] = a.epoch
+    return cbor2.dumps(body)
 
 
 def decode_ack(data: bytes) -> Ack:
@@ -235,4 +256,4 @@ def decode_ack(data: bytes) -> Ack:
         raise EnvelopeError(f"ack stream {stream!r} is not a stream name")
     if type(upto) is not int or upto < 0:
         raise EnvelopeError(f"ack upto must be an integer >= 0, got {upto!r}")
-    return Ack(stream, upto)
+    return Ack(stream, upto, _check_epoch(body.get("epoch", ""), "ack"))

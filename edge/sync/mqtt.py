@@ -126,6 +126,7 @@ class MqttSync(Worker):
         self._timer_next: dict[str, float] = {}
         self._used_month = 0
         self._denied_logged: set[str] = set()
+        self._foreign_epochs: set[str] = set()
         self.meter = LinkMeter()
         self.client = self._make_client()
 
@@ -294,6 +295,23 @@ class MqttSync(Worker):
             return
         if ack.stream not in STREAMS:
             log.warning("ignoring an ack for unknown stream %r", ack.stream)
+            return
+        if ack.epoch and ack.epoch != self.outbox.epoch:
+            # For the records of another database under this site id (a replaced SD
+            # card, two stations with one id): confirming ours by it would lose them.
+            if ack.epoch not in self._foreign_epochs:
+                self._foreign_epochs.add(ack.epoch)
+                log.error(
+                    "ignoring central's ack of %s up to %d for epoch %s: this station's "
+                    "database has epoch %s, so another database uses site id %s; central "
+                    "keeps refusing this station's records until it gets a new site id "
+                    "(or central's progress for this site is reset); nothing is confirmed",
+                    ack.stream,
+                    ack.upto,
+                    ack.epoch,
+                    self.outbox.epoch,
+                    self.site_id,
+                )
             return
         self._last_progress = now
         changed = self.outbox.confirm(ack.stream, ack.upto)
