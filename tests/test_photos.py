@@ -260,7 +260,8 @@ def test_a_kill_between_file_and_row_leaves_files_the_next_start_removes(
     assert proc.returncode == -9, proc.stderr.decode()
     [row] = store.rows("SELECT id, path, thumb_path FROM photos")
     assert len(files_under(root)) == 4  # the recorded photo's two files and the orphans
-    half = root / "2026-11" / f".{row['id']}.jpg.0badc0de.tmp"  # a write cut mid-way
+    month = Path(row["path"]).parent  # the month the photo was stored under, whatever today is
+    half = root / month / f".{row['id']}.jpg.0badc0de.tmp"  # a write cut mid-way
     half.write_bytes(b"\xff\xd8partial")
     foreign = root / "README.txt"  # not the station's: left alone
     foreign.write_text("notes")
