@@ -36,8 +36,8 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check edge tests bench
-	$(BIN)/ruff format --check edge tests bench
+	$(BIN)/ruff check edge tests bench rigs
+	$(BIN)/ruff format --check edge tests bench rigs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -19,7 +19,7 @@ import httpx
 
 from bench.station import bench_station, median_p95_ms, until
 from edge.scale.protocols import SimState, get_protocol
-from tests.printer_listener import PrinterListener
+from rigs.printer_listener import PrinterListener
 
 ROUNDS = 40
 

@@ -16,7 +16,7 @@ from collections import Counter
 
 from edge.camera.scan import scan
 from edge.printer.payload import PayloadError, verify
-from tests.label_photos import FAMILIES, KEY, KINDS, LabelPhoto, label_photo
+from rigs.label_photos import FAMILIES, KEY, KINDS, LabelPhoto, label_photo
 
 SEEDS = range(100, 109)  # 3 kinds x 8 families x 9 = 216 QR photos
 CODE128_SEEDS = range(100, 110)  # 8 families x 10 = 80 close-ups

@@ -1,4 +1,4 @@
-"""A real station for the benchmarks: the app served by uvicorn (tests.helpers.StationServer)
+"""A real station for the benchmarks: the app served by uvicorn (rigs.helpers.StationServer)
 with its scale port a raw pseudo-terminal the benchmark writes frames into itself, so
 the time a frame is written is known exactly."""
 
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from edge.config import parse_config
-from tests.helpers import StationServer, free_port
+from rigs.helpers import StationServer, free_port
 
 PROFILE = """\
 title = "Bench: {readings} stable frame(s)"

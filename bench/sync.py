@@ -40,8 +40,8 @@ from edge import ids
 from edge.storage.store import Store
 from edge.sync.link_setup import station_outbox
 from edge.sync.mqtt import MqttSync
-from tests.helpers import Pki
-from tests.sync_support import SyncRig
+from rigs.helpers import Pki
+from rigs.sync_support import SyncRig
 
 SITE = "lai-chau-sin-ho-01"
 """A site id of a realistic length: it is in every topic."""

@@ -4,14 +4,9 @@ batches and collects acknowledgements over a real broker."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.sync.envelope import Ack, Batch, decode_ack, encode_batch
-from tests.helpers import ClientTls, free_port, wait_for
+from rigs.helpers import ClientTls
 
 PG_URL = os.environ.get("EDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BOOT = "5d1c0b7e-8f4a-4c11-9d5e-0a4b2c3d4e5f"
@@ -147,60 +142,3 @@ class Station:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-class IngestProcess:
-    """``edge central ingest`` as a real subprocess, its log collected."""
-
-    def __init__(self, broker_port: int, db: str, client_id: str, *extra: str) -> None:
-        self.status_port = free_port()
-        self.args = [
-            sys.executable, "-m", "edge", "central", "ingest",
-            "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", db,
-            "--client-id", client_id, "--status-port", str(self.status_port), *extra,
-        ]  # fmt: skip
-        self.lines: list[str] = []
-        self.proc: subprocess.Popen[str] | None = None
-        self._reader = threading.Thread()
-
-    def start(self, wait: bool = True) -> IngestProcess:
-        self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self._reader = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
-        self._reader.start()
-        if wait:
-            wait_for(lambda: self.saw("subscribed to"), 20, f"{self.args[7]} subscribed")
-        return self
-
-    def _collect(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        with proc.stderr:
-            for line in proc.stderr:
-                self.lines.append(line)
-
-    def saw(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-    def status(self) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.status_port}/status"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self._reader.join(10)
-        self.lines.clear()
-
-    def stop(self) -> int:
-        """SIGTERM, as systemd stops it; the exit code."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        code = self.proc.wait(15)
-        self._reader.join(10)
-        return code

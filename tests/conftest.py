@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from rigs.helpers import Broker, Pki, session_pki
 from tests.browser import browser  # noqa: F401  (fixture)
-from tests.helpers import Broker, tls_broker, tls_pki  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -15,3 +15,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture
+def tls_broker(tls_pki: Pki, tmp_path: Path) -> Iterator[Broker]:
+    """The shipped TLS configuration running on a free port (see Broker)."""
+    with Broker(tmp_path / "tls-broker", tls=tls_pki.broker_tls) as b:
+        yield b

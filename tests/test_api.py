@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import StationServer, settle, station_config, wait_for
+from rigs.helpers import StationServer, settle, station_config, wait_for
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from edge.camera import scenes
 from edge.camera.grading.rules import products as rule_keys
 from edge.config import SOURCE_CONFIG
-from tests.helpers import StationServer, settle, station_config
+from rigs.helpers import StationServer, settle, station_config
 
 S, It = scenes.Spot, scenes.ItemSpec
 GOOD_BANANAS = (
@@ -335,7 +335,7 @@ FULL_DISK_STATION = """
 import json, sys
 from pathlib import Path
 import httpx
-from tests.helpers import StationServer, station_config
+from rigs.helpers import StationServer, station_config
 from tests.test_api_photos import record_lot, upload
 
 tmp, photos, jpeg = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]).read_bytes()

@@ -18,9 +18,9 @@ import pytest
 
 from edge.cli import main
 from edge.sync import certs
-from tests.faultproxy import FaultProxy
-from tests.helpers import Broker, Pki, session_pki, wait_for
-from tests.mqtt_probe import NOT_AUTHORIZED, Probe, Received, accepted
+from rigs.faultproxy import FaultProxy
+from rigs.helpers import Broker, Pki, session_pki, wait_for
+from rigs.mqtt_probe import NOT_AUTHORIZED, Probe, Received, accepted
 
 KINDS = ("records", "telemetry", "bulk", "status")
 MakeProbe = Callable[..., Probe]

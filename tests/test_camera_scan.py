@@ -17,7 +17,7 @@ from edge.camera import scan as scan_module
 from edge.camera.cli import EXIT_FOUND, EXIT_NONE, EXIT_UNREADABLE, add_scan_command
 from edge.camera.scan import Code, ScanError, scan, scan_file
 from edge.printer.payload import PayloadKind, verify
-from tests.label_photos import FAMILIES, KEY, KINDS, blank_photo, label_data, label_photo
+from rigs.label_photos import FAMILIES, KEY, KINDS, blank_photo, label_data, label_photo
 
 REF_FIELD = {"lot": "lot_id", "shipping": "tracking_code", "manifest": "batch_id"}
 PAYLOAD_KIND = {"lot": PayloadKind.LOT, "shipping": PayloadKind.SHIPPING}

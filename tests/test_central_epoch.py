@@ -22,8 +22,8 @@ from edge.central.ingest import Ingest
 from edge.central.status import StatusServer
 from edge.central.store import CentralStore, StoreError, open_store
 from edge.sync.envelope import Ack, Batch
+from rigs.helpers import Broker, wait_for
 from tests.central_support import Station, batch, lot, pg_schema
-from tests.helpers import Broker, wait_for
 
 SITE = "sin-ho-01"
 OLD = "0a1b2c3d4e5f6071"  # the first station database's epoch

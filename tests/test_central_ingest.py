@@ -22,8 +22,8 @@ from edge.central.sqlite_store import SqliteStore
 from edge.central.status import StatusServer
 from edge.central.store import CentralStore, open_store
 from edge.sync.envelope import Batch, encode_batch
+from rigs.helpers import Broker, session_pki, wait_for
 from tests.central_support import Station, batch, lot, pg_schema
-from tests.helpers import Broker, session_pki, wait_for
 
 SITE = "sin-ho-01"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from edge.central.store import open_store
-from tests.central_support import IngestProcess, Station, batch, pg_schema
-from tests.helpers import Broker, wait_for
+from rigs.helpers import Broker, wait_for
+from rigs.ingest import IngestProcess
+from tests.central_support import Station, batch, pg_schema
 
 SITE = "sin-ho-01"
 

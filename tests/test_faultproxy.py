@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faultproxy import FaultProxy
-from tests.helpers import free_port, wait_for
+from rigs.faultproxy import FaultProxy
+from rigs.helpers import free_port, wait_for
 
 
 class EchoServer:

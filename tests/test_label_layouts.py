@@ -24,7 +24,7 @@ from edge.printer.kinds import KINDS, LabelDataError, amount_dong, format_dong
 from edge.printer.label import label_blocks, render_label
 from edge.printer.layout import Layout, layout
 from edge.printer.payload import PayloadKind, PayloadSigner, verify
-from tests.escpos_decode import decode
+from rigs.escpos_decode import decode
 
 CODE128 = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.Code128)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "labels"

@@ -29,7 +29,7 @@ from edge.sync.usage import (
     publish_packet_size,
     read_tcp_counts,
 )
-from tests.helpers import Broker, wait_for
+from rigs.helpers import Broker, wait_for
 
 MIGRATION_SUFFIX = "_link_usage.sql"
 

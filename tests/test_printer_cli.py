@@ -16,9 +16,9 @@ from edge.printer.payload import load_site_key, verify
 from edge.printer.printer_cli import add_label_print, add_printer_commands
 from edge.printer.status import Paper
 from edge.printer.textjob import SAMPLE
-from tests.escpos_decode import decode
-from tests.helpers import free_port
-from tests.printer_listener import PrinterListener
+from rigs.escpos_decode import decode
+from rigs.helpers import free_port
+from rigs.printer_listener import PrinterListener
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "labels"
 

@@ -32,9 +32,9 @@ from edge.printer.worker import PrinterStatus, PrinterWorker, kinds_renderer
 from edge.storage.print_queue import PrintQueue
 from edge.storage.store import Store
 from edge.worker import Backoff
-from tests.escpos_decode import decode
-from tests.helpers import StationServer, free_port, settle, station_config, wait_for
-from tests.printer_listener import PrinterListener
+from rigs.escpos_decode import decode
+from rigs.helpers import StationServer, free_port, settle, station_config, wait_for
+from rigs.printer_listener import PrinterListener
 
 SITE = "Điểm thu gom Sìn Hồ"
 

@@ -21,8 +21,8 @@ from PIL import Image
 from edge.printer.escpos_out import as_raster, preview_png, raster_to_escpos
 from edge.printer.label import LotLabel, render_lot_label
 from edge.printer.transport import FileTransport, NetworkTransport, PrinterUnavailable, Transport
-from tests.escpos_decode import decode
-from tests.printer_listener import PrinterListener
+from rigs.escpos_decode import decode
+from rigs.printer_listener import PrinterListener
 
 LOT_ID = "0190a6f2-7c3e-7abc-9def-0123456789ab"
 ICT = timezone(timedelta(hours=7))

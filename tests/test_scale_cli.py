@@ -16,7 +16,7 @@ import pytest
 from edge.scale.cli import add_scale_commands
 from edge.scale.protocols import SimState, get_protocol, protocol_names
 from edge.scale.simulator import ScaleSimulator
-from tests.helpers import wait_for
+from rigs.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

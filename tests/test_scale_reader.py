@@ -22,7 +22,7 @@ from edge.scale.simulator import ScaleSimulator
 from edge.scale.stability import StabilityWindow
 from edge.scale.state import ScaleState, ScaleStatus
 from edge.scale.wirelog import WireLog
-from tests.helpers import wait_for
+from rigs.helpers import wait_for
 
 INTERVAL = 0.02
 STALE = 0.5

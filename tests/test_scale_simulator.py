@@ -24,7 +24,7 @@ from edge.scale.protocols import (
     protocol_names,
 )
 from edge.scale.simulator import ScaleSimulator
-from tests.helpers import wait_for
+from rigs.helpers import wait_for
 
 INTERVAL = 0.01
 QUIET_S = 0.15

@@ -15,7 +15,7 @@ import pytest
 from edge.scale.protocols import SimState
 from edge.scale.reader import ScaleReader
 from edge.scale.state import ScaleStatus
-from tests.helpers import StationServer, settle, station_config, wait_for
+from rigs.helpers import StationServer, settle, station_config, wait_for
 from tests.test_scale_reader import PtyPeer, is_stable, wait_state
 
 

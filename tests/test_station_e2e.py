@@ -16,10 +16,10 @@ import zxingcpp
 
 from edge.cli import main
 from edge.printer.payload import load_site_key, verify
-from tests.escpos_decode import decode
-from tests.helpers import Broker, StationServer, free_port, settle, station_config, wait_for
-from tests.printer_listener import PrinterListener
-from tests.sync_central import TestCentral
+from rigs.escpos_decode import decode
+from rigs.helpers import Broker, StationServer, free_port, settle, station_config, wait_for
+from rigs.printer_listener import PrinterListener
+from rigs.sync_central import TestCentral
 
 
 def _lot_ids(central: TestCentral) -> list[str]:

@@ -20,8 +20,8 @@ from edge.storage.outbox import Outbox
 from edge.storage.store import Store
 from edge.sync.envelope import Ack, encode_ack
 from edge.sync.mqtt import MqttSync
-from tests.helpers import Broker, Pki, wait_for
-from tests.sync_support import Lots, SyncRig, outbox_records, outbox_statuses, wait_delivered
+from rigs.helpers import Broker, Pki, wait_for
+from rigs.sync_support import Lots, SyncRig, outbox_records, outbox_statuses, wait_delivered
 
 SITE = "site-a"
 

@@ -19,9 +19,8 @@ import pytest
 
 from edge.config import TlsConfig
 from edge.sync.connection import tls_context
-from tests.central_support import pg_schema
-from tests.helpers import Pki, wait_for
-from tests.sync_support import (
+from rigs.helpers import Pki, wait_for
+from rigs.sync_support import (
     SITE,
     Fault,
     LinkProcess,
@@ -32,6 +31,7 @@ from tests.sync_support import (
     outbox_statuses,
     wait_delivered,
 )
+from tests.central_support import pg_schema
 
 NAMED = 5
 """The Lots helper's 3 farmers and 2 products: records too, before the lots."""

@@ -30,8 +30,8 @@ from edge.sync.link_setup import build_link
 from edge.sync.mqtt import MqttSync
 from edge.sync.telemetry import software_version
 from edge.sync.usage import LinkUsage
-from tests.helpers import Broker, Pki, wait_for
-from tests.sync_central import TestCentral
+from rigs.helpers import Broker, Pki, wait_for
+from rigs.sync_central import TestCentral
 
 SITE = "site-a"
 

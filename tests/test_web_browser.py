@@ -10,8 +10,8 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from edge.sync.link_setup import station_outbox
+from rigs.helpers import StationServer, station_config, wait_for
 from tests.browser import by_id, needs_chromium, set_simulated
-from tests.helpers import StationServer, station_config, wait_for
 
 FARMER = "Giàng Thị Mỷ"
 PRODUCT = "Sâm Lai Châu"

@@ -13,8 +13,8 @@ import numpy as np
 from playwright.sync_api import Browser, Page, expect
 
 from edge.camera import scenes
+from rigs.helpers import StationServer, station_config, wait_for
 from tests.browser import by_id, needs_chromium, set_simulated
-from tests.helpers import StationServer, station_config, wait_for
 
 FARMER = "Lò Thị Xuân"
 PRODUCT = "Chuối tiêu Tân Uyên"

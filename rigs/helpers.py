@@ -10,7 +10,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,11 +145,6 @@ def session_pki(factory: pytest.TempPathFactory) -> Pki:
     if "pki" not in _SESSION_PKI:
         _SESSION_PKI["pki"] = Pki(factory.mktemp("pki"))
     return _SESSION_PKI["pki"]
-
-
-@pytest.fixture(scope="session")
-def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return session_pki(tmp_path_factory)
 
 
 def render_broker_config(
@@ -288,13 +283,6 @@ class Broker:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-
-@pytest.fixture
-def tls_broker(tls_pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    """The shipped TLS configuration running on a free port (see Broker)."""
-    with Broker(tmp_path / "tls-broker", tls=tls_pki.broker_tls) as b:
-        yield b
 
 
 def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.helpers import ClientTls, wait_for
+from rigs.helpers import ClientTls, wait_for
 
 T = TypeVar("T")
 NOT_AUTHORIZED = 0x87  # MQTT 5 reason code, in PUBACK, SUBACK and CONNACK

@@ -7,7 +7,7 @@ database whose lots the link worker drains.
     station link ──TLS──> FaultProxy ──> mosquitto <──TLS── edge central ingest ──> DB
 
 The link runs in this process (:meth:`SyncRig.link`) or as a process of its own
-(:class:`LinkProcess`, ``python -m tests.sync_support CONFIG.json``) that a test
+(:class:`LinkProcess`, ``python -m rigs.sync_support CONFIG.json``) that a test
 can SIGKILL. :class:`Storm` drives the faults: lots are recorded in steps, and
 after each step one fault hits the link (a cut, a cut after some bytes, a stall)
 or the broker (a restart, clean or SIGKILL). The checks (:func:`check_delivery`)
@@ -37,9 +37,9 @@ from edge.storage.outbox import STREAMS
 from edge.storage.store import Store
 from edge.sync.link_setup import build_link
 from edge.sync.mqtt import MqttSync
-from tests.central_support import IngestProcess
-from tests.faultproxy import FaultProxy
-from tests.helpers import Broker, Pki, wait_for
+from rigs.faultproxy import FaultProxy
+from rigs.helpers import Broker, Pki, wait_for
+from rigs.ingest import IngestProcess
 
 SITE = "site-a"
 CENTRAL = "central:ingest-1"
@@ -147,7 +147,7 @@ class LinkProcess:
     def start(self) -> LinkProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.sync_support", str(self.config_file)],
+                [sys.executable, "-m", "rigs.sync_support", str(self.config_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -175,7 +175,7 @@ class LinkProcess:
 
 
 def _run_link(config_file: Path) -> None:
-    """``python -m tests.sync_support CONFIG.json``: run the link until SIGTERM."""
+    """``python -m rigs.sync_support CONFIG.json``: run the link until SIGTERM."""
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

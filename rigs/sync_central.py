@@ -18,7 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.sync.envelope import Ack, EnvelopeError, decode_batch, encode_ack
-from tests.helpers import ClientTls, wait_for
+from rigs.helpers import ClientTls, wait_for
 
 
 class TestCentral:

@@ -1,0 +1,70 @@
+"""``edge central ingest`` as a real subprocess, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from typing import Any
+
+from rigs.helpers import free_port, wait_for
+
+
+class IngestProcess:
+    """``edge central ingest`` as a real subprocess, its log collected."""
+
+    def __init__(self, broker_port: int, db: str, client_id: str, *extra: str) -> None:
+        self.status_port = free_port()
+        self.args = [
+            sys.executable, "-m", "edge", "central", "ingest",
+            "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", db,
+            "--client-id", client_id, "--status-port", str(self.status_port), *extra,
+        ]  # fmt: skip
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._reader = threading.Thread()
+
+    def start(self, wait: bool = True) -> IngestProcess:
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._reader.start()
+        if wait:
+            wait_for(lambda: self.saw("subscribed to"), 20, f"{self.args[7]} subscribed")
+        return self
+
+    def _collect(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        with proc.stderr:
+            for line in proc.stderr:
+                self.lines.append(line)
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def status(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.status_port}/status"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._reader.join(10)
+        self.lines.clear()
+
+    def stop(self) -> int:
+        """SIGTERM, as systemd stops it; the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        code = self.proc.wait(15)
+        self._reader.join(10)
+        return code
