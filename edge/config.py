@@ -24,16 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from edge.defaults import GRADING_RULES, PRINTER_PROFILES, SCALE_PROFILES
 from edge.tomlfile import read_toml, unknown_key
 
 if TYPE_CHECKING:
     from edge.printer.profiles import PrinterProfile
     from edge.printer.uri import PrinterUri
     from edge.scale.profiles import DriverSettings
-
-
-SOURCE_CONFIG = Path(__file__).resolve().parents[1] / "firmware-config"
-"""``firmware-config/`` of the source tree this package is imported from."""
 
 
 class _Section(BaseModel):
@@ -73,8 +70,9 @@ class _ScaleCommon(_Section):
         description="Frame family (edge.scale.protocols); default: the profile's, else stgs.",
     )
     profiles_dir: Path | None = Field(
-        None,
-        description="Folder of scale profiles; default: the source tree's firmware-config/scales.",
+        SCALE_PROFILES,
+        description="Folder of scale profiles; default: the ones shipped in the package "
+        "(edge/defaults/scales).",
     )
     profile: str | None = Field(
         None,
@@ -169,9 +167,9 @@ class _PrinterCommon(_Section):
     """Keys every kind of printer shares: its profile and how its status is asked."""
 
     profiles_dir: Path | None = Field(
-        None,
-        description="Folder of printer profiles; default: the source tree's "
-        "firmware-config/printers.",
+        PRINTER_PROFILES,
+        description="Folder of printer profiles; default: the ones shipped in the package "
+        "(edge/defaults/printers).",
     )
     profile: str | None = Field(
         None,
@@ -376,7 +374,9 @@ class CameraConfig(_Section):
 
 class GradingConfig(_Section):
     rules_dir: Path = Field(
-        SOURCE_CONFIG / "grading", description="Folder of <product>.toml grade rules."
+        GRADING_RULES,
+        description="Folder of <product>.toml grade rules; default: the ones shipped in the "
+        "package (edge/defaults/grading).",
     )
     models_dir: Path = Field(
         Path("var/grading"), description="Calibrated <product>.json models; override rules."

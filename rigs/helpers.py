@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
-from edge.config import SOURCE_CONFIG, StationConfig, parse_config
+from edge.config import StationConfig, parse_config
 from edge.sync import certs
 
 T = TypeVar("T")
@@ -49,6 +49,10 @@ def mosquitto_binary() -> str:
         raise RuntimeError("mosquitto is not installed; run `make test`, which installs it")
     return found
 
+
+SOURCE_CONFIG = Path(__file__).resolve().parents[1] / "firmware-config"
+"""The checkout's firmware-config/: deployment material that is not part of the station
+package (the broker's configuration, the example station file)."""
 
 SHIPPED_MOSQUITTO = SOURCE_CONFIG / "mosquitto"
 """firmware-config/mosquitto/: the broker configuration and ACL shipped for deployment."""

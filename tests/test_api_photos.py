@@ -1,6 +1,6 @@
 """Photos and grades over the real HTTP API: a station with a simulated scale, the
 simulated camera, a file printer and a real SQLite file. Uploads are generated tray
-photos; grading uses the shipped rules (firmware-config/grading)."""
+photos; grading uses the shipped rules (edge/defaults/grading)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from edge.camera import scenes
 from edge.camera.grading.rules import products as rule_keys
-from edge.config import SOURCE_CONFIG
+from edge.defaults import GRADING_RULES
 from rigs.helpers import StationServer, settle, station_config
 
 S, It = scenes.Spot, scenes.ItemSpec
@@ -261,7 +261,7 @@ def test_a_product_without_rules_is_graded_by_hand(client: httpx.Client) -> None
 
 
 def test_products_take_a_grading_key_from_the_rules_present(client: httpx.Client) -> None:
-    keys = rule_keys(SOURCE_CONFIG / "grading")
+    keys = rule_keys(GRADING_RULES)
     assert "banana" in keys
     assert client.get("/api/grading").json()["keys"] == keys
     bad = client.post("/api/products", json={"name": "Chuối", "grading": "bananna"})
@@ -408,7 +408,7 @@ def test_broken_rules_keep_the_photo_and_leave_grading_to_staff(
 ) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "banana.toml").write_bytes((SOURCE_CONFIG / "grading" / "banana.toml").read_bytes())
+    (rules / "banana.toml").write_bytes((GRADING_RULES / "banana.toml").read_bytes())
     cfg = station_config(tmp_path, grading={"rules_dir": str(rules)})
     with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
         lot = record_lot(c, 2600)

@@ -16,7 +16,7 @@ from edge.printer.devices import (
     SerialTransport,
     UsbTransport,
 )
-from edge.printer.profiles import REPO_PROFILES, PrinterProfileError, load_profile
+from edge.printer.profiles import PACKAGE_PROFILES, PrinterProfileError, load_profile
 from edge.printer.status import Condition
 from edge.printer.transport import (
     FileTransport,
@@ -243,7 +243,7 @@ def test_printer_config_errors_name_file_key_and_reason(
 
 
 def test_every_shipped_profile_loads() -> None:
-    names = sorted(p.stem for p in REPO_PROFILES.glob("*.toml"))
+    names = sorted(p.stem for p in PACKAGE_PROFILES.glob("*.toml"))
     assert names == ["epson-tm-t20ii", "generic-58mm", "generic-80mm", "xprinter-xp58"]
     for name in names:
         profile = load_profile(name)

@@ -1,4 +1,4 @@
-"""Scale profiles (firmware-config/scales/*.toml) and the [scale] keys that pick and
+"""Scale profiles (edge/defaults/scales/*.toml) and the [scale] keys that pick and
 override them: every error names the file, the key and the reason."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import ConfigError, SerialScaleConfig, SimulatedScaleConfig, load_config
 from edge.scale.profiles import (
-    REPO_PROFILES,
+    PACKAGE_PROFILES,
     ProfileError,
     driver_settings,
     load_profile,
@@ -50,14 +50,14 @@ def config_error(path: Path) -> str:
 
 
 def test_one_profile_per_family_and_all_load() -> None:
-    names = sorted(p.stem for p in REPO_PROFILES.glob("*.toml"))
+    names = sorted(p.stem for p in PACKAGE_PROFILES.glob("*.toml"))
     assert names == sorted(protocol_names())
     for name in names:
         profile = load_profile(name)
         assert profile.protocol == name
         settings = driver_settings(profile=name)
         assert (settings.poll_interval_s is not None) == (settings.protocol.mode == "poll")
-        assert settings.profile == str(REPO_PROFILES / f"{name}.toml")
+        assert settings.profile == str(PACKAGE_PROFILES / f"{name}.toml")
     adam = driver_settings(profile="adam")
     assert adam.silent_when_unchanged is True
     assert (adam.poll_command, adam.line.baudrate) == (b"P", 4800)
@@ -89,7 +89,7 @@ def test_serial_scale_profile_with_overrides(tmp_path: Path) -> None:
 def test_family_profile_is_used_without_a_profile_key(tmp_path: Path) -> None:
     cfg = load_config(station(tmp_path, 'type = "serial"\nport = "/dev/ttyUSB0"\n'))
     s = cfg.scale.driver_settings()
-    assert s.protocol.name == "stgs" and s.profile == str(REPO_PROFILES / "stgs.toml")
+    assert s.protocol.name == "stgs" and s.profile == str(PACKAGE_PROFILES / "stgs.toml")
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = load_config(

@@ -37,8 +37,9 @@ from edge.config import GradingConfig
 
 EXIT_OK, EXIT_DECLINED, EXIT_BAD_INPUT = 0, 1, 2
 DESCRIPTION = """\
-Grade a produce photo by the product's rules (firmware-config/grading/<product>.toml)
-or by a model a cooperative calibrated; calibrate such a model; evaluate a grader.
+Grade a produce photo by the product's rules (<rules-dir>/<product>.toml, by default
+the rules shipped in the package) or by a model a cooperative calibrated; calibrate such a
+model; evaluate a grader.
 
   edge grade IMAGE --product P [--model M] [--weight-g N] [--json] [--annotate OUT.png]
       the grade, a confidence and the measurements that decided it

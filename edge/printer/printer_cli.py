@@ -136,7 +136,9 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
         "--profile", help="printer profile name or .toml path (default: generic-58mm)"
     )
     parser.add_argument(
-        "--profiles-dir", type=Path, help="folder of printer profiles (default: firmware-config)"
+        "--profiles-dir",
+        type=Path,
+        help="folder of printer profiles (default: the package's edge/defaults/printers)",
     )
     parser.add_argument(
         "--status-timeout",

@@ -1,4 +1,4 @@
-"""Printer profiles: one TOML file per printer model in ``firmware-config/printers/``.
+"""Printer profiles: one TOML file per printer model in ``edge/defaults/printers/``.
 
 A profile says what the station cannot ask the printer: the paper and how many dots it
 prints across, whether it has a cutter, whether it answers real-time status queries, which
@@ -20,9 +20,9 @@ Example::
     cp1258 = 52
 
 A profile is found by name (``generic-58mm`` -> ``<profiles_dir>/generic-58mm.toml``) or
-by a path to a ``.toml`` file; ``profiles_dir`` defaults to the source tree's
-``firmware-config/printers``. Unknown keys are refused; errors name the file, the key and
-the reason.
+by a path to a ``.toml`` file; ``profiles_dir`` defaults to the profiles shipped inside
+the package (``edge/defaults/printers``, package data). Unknown keys are refused; errors
+name the file, the key and the reason.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from typing import Any, Literal, Self
 from escpos.capabilities import get_profile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.defaults import PRINTER_PROFILES
 from edge.tomlfile import named_file, read_toml, unknown_key
 
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "firmware-config" / "printers"
-"""``firmware-config/printers`` of the source tree this package is imported from."""
+PACKAGE_PROFILES = PRINTER_PROFILES
+"""``edge/defaults/printers``: the printer profiles shipped inside the package."""
 
 DEFAULT_PROFILE = "generic-58mm"
 _DOTS = {58: 384, 80: 576}
@@ -131,13 +132,14 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def default_profiles_dir() -> Path | None:
-    return REPO_PROFILES if REPO_PROFILES.is_dir() else None
+    """The package's own ``edge/defaults/printers`` (None if an install lost it)."""
+    return PACKAGE_PROFILES if PACKAGE_PROFILES.is_dir() else None
 
 
 def profile_path(ref: str, profiles_dir: Path | None = None) -> Path:
     """Where profile ``ref`` (a name or a path) lives; PrinterProfileError if not found."""
     folder = profiles_dir or default_profiles_dir()
-    return named_file(ref, folder, REPO_PROFILES, "printer profile", PrinterProfileError)
+    return named_file(ref, folder, PACKAGE_PROFILES, "printer profile", PrinterProfileError)
 
 
 def parse_profile(data: dict[str, Any], file: str = "<profile>") -> PrinterProfile:
@@ -155,8 +157,8 @@ def load_profile(ref: str | None = None, profiles_dir: Path | None = None) -> Pr
 
 
 FALLBACK = PrinterProfile(title="Generic ESC/POS, 58 mm", paper_mm=58, paper_dots=384)
-"""Used when no profile is named and no profiles folder exists (an installation without
-firmware-config)."""
+"""Used when no profile is named and no profiles folder exists (an installation that lost
+its package data)."""
 
 
 def find_profile(ref: str | None, profiles_dir: Path | None = None) -> PrinterProfile:

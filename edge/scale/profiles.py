@@ -1,4 +1,4 @@
-"""Scale profiles: one TOML file per indicator family in ``firmware-config/scales/``.
+"""Scale profiles: one TOML file per indicator family in ``edge/defaults/scales/``.
 
 A profile says what the station cannot learn from the port (a USB adapter names the
 adapter, not the scale): the protocol family, the line settings, how often to poll a
@@ -28,9 +28,9 @@ whether the scale falls silent while the weight is unchanged. Example::
 
 Finding profiles: ``[scale] profile`` is a name (``xk3190-w``, looked up as
 ``<profiles_dir>/xk3190-w.toml``) or a path to a ``.toml`` file. ``profiles_dir``
-defaults to the ``firmware-config/scales`` folder of the source tree the station runs
-from (a checkout or an editable install, as ``make run`` does); an installation
-elsewhere sets ``[scale] profiles_dir`` (e.g. ``/etc/edge/scales``, a copy of that
+defaults to the profiles shipped inside the package (``edge/defaults/scales``, package
+data: a checkout, an editable and a plain install all have them); a station with its own
+profiles sets ``[scale] profiles_dir`` (e.g. ``/etc/edge/scales``, a copy of that
 folder). Without a ``profile`` key, the family's own profile ``<protocol>.toml`` is
 used when the folder has one, and the protocol's built-in defaults otherwise.
 
@@ -45,12 +45,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edge.defaults import SCALE_PROFILES
 from edge.scale.protocols import LineSettings, ProtocolSpec, get_protocol
 from edge.scale.stability import StabilityWindow
 from edge.tomlfile import named_file, read_toml, unknown_key
 
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "firmware-config" / "scales"
-"""``firmware-config/scales`` of the source tree this package is imported from."""
+PACKAGE_PROFILES = SCALE_PROFILES
+"""``edge/defaults/scales``: the scale profiles shipped inside the package."""
 
 OVERLOAD_DIVISIONS = 9
 """For a family whose frames cannot say "overload", a weight above capacity + 9
@@ -138,8 +139,8 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def default_profiles_dir() -> Path | None:
-    """The source tree's ``firmware-config/scales`` when it exists."""
-    return REPO_PROFILES if REPO_PROFILES.is_dir() else None
+    """The package's own ``edge/defaults/scales`` (None if an install lost it)."""
+    return PACKAGE_PROFILES if PACKAGE_PROFILES.is_dir() else None
 
 
 def is_path(ref: str) -> bool:
@@ -149,7 +150,7 @@ def is_path(ref: str) -> bool:
 def profile_path(ref: str, profiles_dir: Path | None = None) -> Path:
     """Where profile ``ref`` (a name or a path) lives; ProfileError if it cannot be found."""
     folder = profiles_dir or default_profiles_dir()
-    return named_file(ref, folder, REPO_PROFILES, "profile", ProfileError)
+    return named_file(ref, folder, PACKAGE_PROFILES, "profile", ProfileError)
 
 
 def parse_profile(data: dict[str, Any], file: str = "<profile>") -> ScaleProfile:

@@ -167,7 +167,7 @@ class Store:
     def add_product(
         self, name: str, unit_price_dong: int | None = None, grading: str | None = None
     ) -> dict[str, Any]:
-        """A product; ``grading`` names its rules (firmware-config/grading/<key>.toml)."""
+        """A product; ``grading`` names its rules (<grading.rules_dir>/<key>.toml)."""
         return self._add_named("products", name, unit_price_dong=unit_price_dong, grading=grading)
 
     def list_products(self) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
   ``assess(bgr)`` returns a :class:`TrayMeasurement` (items with sizes in mm from the
   ArUco marker, or in pixels without it; ``.lot(weight_g)`` for flat lot figures) or
   a :class:`Declined` with a reason code and messages.
-- :mod:`.rules`: ``firmware-config/grading/<product>.toml`` thresholds → grade.
+- :mod:`.rules`: ``edge/defaults/grading/<product>.toml`` thresholds → grade.
 - :mod:`.features` and :mod:`.model`: the learned option a cooperative calibrates.
 - :mod:`.grade`: ``grade_photo(bgr, product, rules_dir=...)`` → :class:`Graded` or
   :class:`Declined`; a caller's mistake raises :class:`GradingError`.
