@@ -86,6 +86,11 @@ class _ScaleCommon(_Section):
     stale_after_s: float | None = Field(
         None, gt=0, description="No valid frame for this long = offline (default: the profile's)."
     )
+    unit: str | None = Field(
+        None,
+        description="The unit the indicator shows (kg, g, lb...), for frames that carry none "
+        "until one does (SBI while unstable); default: the profile's.",
+    )
     wire_log: Path | None = Field(
         None, description="Log every byte in and out of the port to this file (off by default)."
     )
@@ -98,6 +103,13 @@ class _ScaleCommon(_Section):
 
             get_protocol(value)  # ValueError naming the known families
         return value
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, value: str | None) -> str | None:
+        from edge.scale.profiles import known_unit
+
+        return known_unit(value)
 
     @field_validator("profile")
     @classmethod
@@ -130,6 +142,7 @@ class _ScaleCommon(_Section):
             line=self.line_overrides(),
             poll_rate_hz=self.poll_rate_hz,
             stale_after_s=self.stale_after_s,
+            unit=self.unit,
         )
 
 

@@ -224,6 +224,7 @@ class Station:
             poll_command=settings.poll_command,
             silent_when_unchanged=settings.silent_when_unchanged,
             overload_above_g=settings.overload_above_g,
+            unit=settings.unit,
             wire_log=scale_cfg.wire_log,
         )
         log.info(

@@ -432,6 +432,43 @@ def test_sbi_unstable_frames_use_the_last_stable_unit():
     assert parser.feed(sbi("+", "1.500", ""))[0].weight_g is None
 
 
+def test_sbi_unstable_frame_before_any_unit_is_read_in_the_configured_unit():
+    parser = get_protocol("sbi").parser()
+    parser.assume_unit("kg")
+    # the first line after start-up, while the load still moves: unstable, in kg
+    assert [fields(r) for r in parser.feed(sbi("+", "1.234", ""))] == [
+        (1234, False, False, "ok", "", None)
+    ]
+    assert [fields(r) for r in parser.feed(sbi("+", "1.234", "", ident="N"))] == [
+        (1234, False, True, "ok", "", None)
+    ]
+    # the scale then says grams: the unit it last showed wins over the configured one
+    parser.feed(sbi("+", "1255.7", "g"))
+    assert [fields(r) for r in parser.feed(sbi("-", "1300.0", ""))] == [
+        (-1300, False, False, "ok", "", None)
+    ]
+    # a reconnection forgets the unit seen, not the configured one
+    parser.reset()
+    assert [r.weight_g for r in parser.feed(sbi("+", "0.500", ""))] == [500]
+    parser.assume_unit(None)
+    assert [r.weight_g for r in parser.feed(sbi("+", "0.500", ""))] == [None]
+    with pytest.raises(ValueError, match="unknown unit 'pcs'"):
+        parser.assume_unit("pcs")
+
+
+@pytest.mark.parametrize("name", [n for n in protocol_names() if n != "sbi"])
+def test_an_assumed_unit_changes_nothing_for_families_whose_frames_say_it(name: str):
+    spec = get_protocol(name)
+    frames = b"".join(
+        spec.encode(SimState(w, stable=stable, unit=spec.units[-1]))
+        for w in (1234, 56789)
+        for stable in (True, False)
+    )
+    plain, assuming = spec.parser(), spec.parser()
+    assuming.assume_unit("lb" if spec.units[-1] != "lb" else "g")
+    assert assuming.feed(frames) == plain.feed(frames)
+
+
 def test_xk3190_eq_frames_are_equals_plus_eight_bytes():
     parser = get_protocol("xk3190-eq").parser()
     frames = parser.feed_frames(b"=000.3000=000.=000.3000xy=00.1000-")

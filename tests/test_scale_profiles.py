@@ -102,9 +102,24 @@ def test_family_profile_is_used_without_a_profile_key(tmp_path: Path) -> None:
     assert s.silent_when_unchanged is True  # the family sends only on change
 
 
+def test_the_indicator_unit_comes_from_the_profile_or_the_station(tmp_path: Path) -> None:
+    sbi = 'type = "simulated"\nprotocol = "sbi"\n'
+    assert load_config(station(tmp_path, sbi)).scale.driver_settings().unit == "kg"
+    cfg = load_config(station(tmp_path, sbi + 'unit = "g"\n'))
+    assert cfg.scale.driver_settings().unit == "g"
+    assert driver_settings(profile="stgs").unit is None  # its frames always say
+    bad = write(
+        tmp_path / "scales" / "bad.toml",
+        'title = "x"\nprotocol = "sbi"\ncapacity_g = 1\ndivision_g = 1\nunit = "pcs"\n',
+    )
+    with pytest.raises(ProfileError, match=r"unit: .*unknown unit 'pcs'"):
+        load_profile(str(bad))
+
+
 @pytest.mark.parametrize(
     ("scale", "key", "reason"),
     [
+        ('type = "simulated"\nprotocol = "sbi"\nunit = "pcs"\n', "scale.unit", "unknown unit"),
         ('type = "serial"\nport = "x"\nprofile = "xk3190-v"\n', "scale.profile", "no such profile"),
         ('type = "serial"\nport = "x"\nprofile = "xk3190-v"\n', "scale.profile", "'xk3190-w'"),
         ('type = "serial"\nport = "x"\nprotocol = "tole"\n', "scale.protocol", "unknown protocol"),

@@ -703,3 +703,33 @@ def test_every_family_reads_through_the_driver(link: Path, protocol: str) -> Non
                 assert sent and sent.replace(spec.poll_command or b"", b"") == b""
         finally:
             reader.stop()
+
+
+@pytest.mark.parametrize(("unit", "shown"), [("kg", 2500), (None, None)])
+def test_sbi_unstable_at_start_shows_the_configured_unit(
+    link: Path, unit: str | None, shown: int | None
+) -> None:
+    """An SBI indicator whose load still moves sends lines without a unit: with the
+    configured unit they show as unstable weights at once (without one, no weight), and
+    the unit the scale then shows takes over."""
+    unstable = SimState(2500, stable=False, unit="kg")
+    with PtyPeer(link, "sbi", unstable) as peer:
+        reader = polled_reader(link, "sbi", unit=unit)
+        reader.start()
+        try:
+            state = wait_state(reader, lambda s: s.status is ScaleStatus.UNSTABLE, "sbi: unstable")
+            assert state.frame == "+    2.500    "
+            assert {s.weight_g for s in watch(reader, 0.3)} == {shown}
+            peer.set(stable=True, unit="g")
+            wait_state(reader, is_stable(2500), "sbi: 2500 g stable")
+            peer.set(weight_g=1300, stable=False)  # now read in g, the unit last seen
+            state = wait_state(reader, lambda s: s.weight_g == 1300, "sbi: 1300 g")
+            assert state.status is ScaleStatus.UNSTABLE
+            assert state.frame == "+   1300.0    "
+        finally:
+            reader.stop()
+
+
+def test_an_unknown_unit_fails_at_construction(link: Path) -> None:
+    with pytest.raises(ValueError, match="unknown unit 'pcs'"):
+        ScaleReader(str(link), protocol="sbi", unit="pcs")

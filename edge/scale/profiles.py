@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.defaults import SCALE_PROFILES
 from edge.scale.protocols import LineSettings, ProtocolSpec, get_protocol
+from edge.scale.protocols.base import GRAMS_PER_UNIT
 from edge.scale.stability import StabilityWindow
 from edge.tomlfile import named_file, read_toml, unknown_key
 
@@ -91,6 +92,11 @@ class ScaleProfile(_Strict):
         False, description="The scale sends nothing while the weight is unchanged."
     )
     stale_after_s: float = Field(2.0, gt=0, le=60, description="No answer this long: offline.")
+    unit: str | None = Field(
+        None,
+        description="The unit the indicator shows (kg, g, lb...), for frames that carry "
+        "none until one does (SBI while unstable); default: no guess.",
+    )
     line: LineProfile | None = None
     poll: PollProfile | None = None
     stability: StabilityProfile = StabilityProfile()
@@ -101,8 +107,20 @@ class ScaleProfile(_Strict):
         get_protocol(value)  # ValueError naming the known families
         return value
 
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, value: str | None) -> str | None:
+        return known_unit(value)
+
     def spec(self) -> ProtocolSpec:
         return get_protocol(self.protocol)
+
+
+def known_unit(value: str | None) -> str | None:
+    """``value`` if weights can be converted from it; ValueError naming the known units."""
+    if value is not None and value not in GRAMS_PER_UNIT:
+        raise ValueError(f"unknown unit {value!r}; known: {', '.join(GRAMS_PER_UNIT)}")
+    return value
 
 
 class ProfileError(ValueError):
@@ -212,6 +230,8 @@ class DriverSettings:
     overload_above_g: int | None
     profile: str | None
     """Where the settings came from (a profile file), for the page and logs."""
+    unit: str | None = None
+    """The unit the indicator shows, for frames without one (None: no guess)."""
 
 
 def driver_settings(
@@ -222,6 +242,7 @@ def driver_settings(
     line: dict[str, Any] | None = None,
     poll_rate_hz: float | None = None,
     stale_after_s: float | None = None,
+    unit: str | None = None,
 ) -> DriverSettings:
     """Merge, highest first: the explicit overrides, the profile, the protocol's defaults.
 
@@ -259,4 +280,5 @@ def driver_settings(
         stale_after_s=stale_after_s or (prof.stale_after_s if prof else 2.0),
         overload_above_g=overload_limit(prof, spec),
         profile=str(path) if path else None,
+        unit=known_unit(unit) or (prof.unit if prof else None),
     )

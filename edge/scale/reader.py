@@ -93,6 +93,7 @@ class ScaleReader(Worker):
         poll_command: bytes | None = None,
         silent_when_unchanged: bool | None = None,
         overload_above_g: int | None = None,
+        unit: str | None = None,
         wire_log: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -126,6 +127,7 @@ class ScaleReader(Worker):
         self._wire = WireLog(wire_log) if wire_log else None
         self._serial: serial.Serial | None = None
         self._parser = spec.parser()
+        self._parser.assume_unit(unit)  # for frames without a unit, until one has one
         self._recent: deque[str] = deque(maxlen=RECENT_FRAMES)
         self._commands: queue.SimpleQueue[tuple[bytes, Future[None]]] = queue.SimpleQueue()
         self._opened_at = 0.0

@@ -79,12 +79,25 @@ class FrameParser(ABC):
     """
 
     max_buffer: int
+    assumed_unit: str | None = None
+    """The unit the indicator is configured to show, for a frame that carries none before
+    the parser has seen one (see :meth:`assume_unit`); None: no guess."""
 
     def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         if max_buffer < 32:
             raise ValueError("max_buffer must be at least 32")
         self.max_buffer = max_buffer
         self._buffer = bytearray()
+
+    def assume_unit(self, unit: str | None) -> None:
+        """Read frames without a unit in ``unit`` until a frame says which unit the scale
+        shows (configuration: ``[scale] unit`` or the profile's). Only families whose frames
+        may lack a unit use it (SBI while the weight is unstable); the others ignore it.
+        ValueError for a unit weights cannot be converted from."""
+        if unit is not None and unit not in GRAMS_PER_UNIT:
+            known = ", ".join(GRAMS_PER_UNIT)
+            raise ValueError(f"unknown unit {unit!r} (known: {known})")
+        self.assumed_unit = unit
 
     @abstractmethod
     def feed_frames(self, data: bytes) -> list[Frame]:

@@ -9,7 +9,9 @@ A frame is 16 characters (14 + CR LF), or 22 with a 6-character ID code in front
   leading zeros as spaces; position 11: space; 12-14: the unit, left-aligned;
 * no unit (3 spaces) means not stable. The weight of such a frame is converted with
   the unit of the last stable frame (its ``unit`` text stays ``""``); before any stable
-  frame, or after :meth:`reset`, it reads ``weight_g=None``;
+  frame, or after :meth:`reset`, with the configured unit
+  (:meth:`~edge.scale.protocols.base.FrameParser.assume_unit`), and only without one
+  does it read ``weight_g=None`` (still unstable);
 * units: g, kg, lb, oz, ct, mg; others (pcs, %, taels...) are refused;
 * special codes: ``H``/``HH`` overload, ``L``/``LL`` underload, ``C`` calibration
   (``error``), ``Err ###`` error; alone on a 14-character line, or after ``Stat`` in
@@ -53,9 +55,10 @@ UNITS = ("g", "kg", "lb")
 class SbiParser(LineParser):
     def __init__(self, max_buffer: int = 256) -> None:
         super().__init__(max_buffer)
-        self._stable_unit = ""
+        self._stable_unit = ""  # the unit of the last frame that had one
 
     def reset(self) -> None:
+        """Forget the partial line and the unit last seen (the configured one stays)."""
         super().reset()
         self._stable_unit = ""
 
@@ -80,8 +83,9 @@ class SbiParser(LineParser):
         if stable:
             self._stable_unit = unit
         grams = None
-        if self._stable_unit:
-            grams = to_grams(m.group("num").decode("ascii").strip(), self._stable_unit)
+        number_unit = self._stable_unit or self.assumed_unit  # last seen, else configured
+        if number_unit:
+            grams = to_grams(m.group("num").decode("ascii").strip(), number_unit)
             grams = -grams if m.group("sign") == b"-" else grams
         if ident in _TARE:
             return Reading(None, stable, False, "ok", unit, text, tare_g=grams)
