@@ -178,6 +178,30 @@ def test_preview_reports_bad_data_and_configuration(
     assert code == 2 and "configuration error" in err and "site.id" in err
 
 
+def test_verify_refuses_a_non_ascii_payload_without_a_traceback(tmp_path: Path) -> None:
+    """A genuine payload with one letter swapped for a look-alike outside ASCII (the Kelvin
+    sign, which lower-cases to "k"): exit 1, "refused" and the reason, as a real command."""
+    config = tmp_path / "station.toml"
+    config.write_text('[site]\nid = "sin-kho"\n', encoding="utf-8")
+    key = ensure_site_key(tmp_path / "var" / "site.key")
+    genuine = sign("sin-kho", PayloadKind.LOT, LOT_ID, key)
+    lookalike = genuine.replace("SIN-KHO", "SIN-\u212aHO")
+    for argv in (["--config", str(config)], ["--key-file", "var/site.key"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge", "label", "verify", lookalike, *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+        assert proc.stderr == (
+            "refused: malformed: character U+212A (KELVIN SIGN) at position 8 is not ASCII "
+            "(a label payload holds only A-Z, 0-9, '.', '-' and ':')\n"
+        )
+
+
 @pytest.mark.skipif(not WIRED, reason="`label` is not wired into edge/cli.py yet")
 def test_edge_label_verify_as_a_command(tmp_path: Path) -> None:
     key = ensure_site_key(tmp_path / "var" / "site.key")

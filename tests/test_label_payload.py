@@ -113,6 +113,16 @@ def test_reasons() -> None:
     for text, reason in cases.items():
         with pytest.raises(PayloadError, match=reason):
             verify(text, KEY)
+    # a look-alike outside ASCII: the Kelvin sign lower-cases to an ASCII "k"
+    kelvin = sign("sin-kho", PayloadKind.SHIPPING, "VTP2611230427", KEY).replace("K", "\u212a", 1)
+    for site in ("sin-kho", None):
+        with pytest.raises(
+            PayloadError, match=r"character U\+212A \(KELVIN SIGN\) at position 8 "
+        ) as lookalike:
+            verify(kelvin, KEY, site=site)
+        assert lookalike.value.code == "malformed"
+    with pytest.raises(PayloadError, match=r"U\+DCFF at position 27 is not ASCII"):
+        verify(payload[:26] + "\udcff" + payload[27:], KEY)  # an undecodable byte in argv
     with pytest.raises(PayloadError, match="altered or forged") as wrong_key:
         verify(payload, OTHER_KEY)
     assert wrong_key.value.code == "bad_signature"

@@ -49,6 +49,7 @@ import os
 import re
 import secrets
 import tempfile
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -168,10 +169,28 @@ def _decode_ref(kind: PayloadKind, text: str) -> str:
     return str(uuid.UUID(bytes=base64.b32decode(text + "======")))
 
 
+def _not_ascii(payload: str) -> PayloadError | None:
+    """The refusal of a payload with a character outside ASCII (every genuine one is ASCII;
+    a look-alike such as the Kelvin sign U+212A would otherwise pass a case-folded check)."""
+    for position, char in enumerate(payload, start=1):
+        if not char.isascii():
+            name = unicodedata.name(char, "")
+            what = f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+            return PayloadError(
+                "malformed",
+                f"malformed: character {what} at position {position} is not ASCII "
+                "(a label payload holds only A-Z, 0-9, '.', '-' and ':')",
+            )
+    return None
+
+
 def verify(payload: str, key: bytes, *, site: str | None = None) -> VerifiedPayload:
     """Check a scanned payload against the site's key. With ``site``, a payload of another
     site is refused as such (without it, its signature simply does not match this key).
     Raises :class:`PayloadError` saying why a payload is refused."""
+    refusal = _not_ascii(payload)
+    if refusal is not None:
+        raise refusal
     fields = payload.split(SEP)
     version = fields[0]
     if not _VERSION_RE.fullmatch(version):
