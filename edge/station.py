@@ -13,8 +13,11 @@ Tare and zero (:meth:`Station.tare`, :meth:`Station.zero`,
 to the indicator through the reader thread and the result shows in the next
 frames (net weight, tare). Otherwise a tare is taken in software: the current
 stable gross weight is subtracted from every reading until cleared, and each lot
-records it (``tare_g``, ``tare_source = "software"``). There is no software zero:
-zeroing in software is not legal for trade, so staff use the indicator's key.
+records it (``tare_g``, ``tare_source = "software"``). The software tare is kept in the
+database (:class:`edge.storage.tare.SoftwareTare`, audited), so a restart keeps it in
+force; it is dropped there too when the indicator takes over the tare (net frames).
+There is no software zero: zeroing in software is not legal for trade, so staff use
+the indicator's key.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ from edge.printer.worker import PrinterWorker, kinds_renderer
 from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
 from edge.scale.state import ScaleState, ScaleStatus
+from edge.storage.db import StorageError
 from edge.storage.print_queue import PrintQueue
 from edge.storage.store import Lot, Store
+from edge.storage.tare import SoftwareTare
 from edge.sync.link_setup import build_link, station_outbox
 from edge.sync.mqtt import LinkStatus, MqttSync
 
@@ -159,6 +164,7 @@ class Station:
         self.sync: MqttSync | None = None
         self._record_lock = threading.Lock()
         self._last_weighing = -1  # one lot per weighing: a double tap is refused
+        self._tare_lock = threading.Lock()  # the reader's software tare and its saved copy
 
     def _open_store(self) -> Store:
         s = self.cfg.storage
@@ -213,6 +219,7 @@ class Station:
         line = settings.line
         reader = ScaleReader(
             port,
+            on_software_tare_dropped=self._software_tare_dropped,
             protocol=settings.protocol,
             baudrate=line.baudrate,
             bytesize=line.bytesize,
@@ -237,8 +244,36 @@ class Station:
             line.stopbits,
             settings.profile or "(built-in defaults)",
         )
+        self._restore_software_tare(reader)
         reader.start()
         return reader
+
+    def _restore_software_tare(self, reader: ScaleReader) -> None:
+        """The software tare saved before a restart is in force again (before the first
+        reading); a scale that now takes its own tare command gets none."""
+        tares = SoftwareTare(self.db)
+        saved = tares.current()
+        if saved is None:
+            return
+        if reader.protocol.tare_command is not None:
+            tares.clear(actor="station", reason="the scale now takes its own tare command")
+            log.warning("saved software tare of %d g dropped: the scale tares itself", saved)
+            return
+        reader.set_software_tare(saved)
+        log.info("software tare of %d g restored from the database", saved)
+
+    def _software_tare_dropped(self, tare_g: int) -> None:
+        """The reader dropped the software tare (the indicator shows net): so does the
+        database. Called from the reader thread; a storage error is logged, not raised."""
+        with self._tare_lock:
+            if self.scale is not None and self.scale.software_tare_g is not None:
+                return  # staff set a new one meanwhile
+            try:
+                SoftwareTare(self.db).clear(
+                    actor="station", reason="the indicator reports a net weight"
+                )
+            except StorageError as exc:
+                log.error("could not drop the saved software tare of %d g: %s", tare_g, exc)
 
     def _signer(self) -> PayloadSigner:
         """The site's QR signer; the key file is created on first use."""
@@ -348,16 +383,26 @@ class Station:
         gross = (state.weight_g or 0) + (state.tare_g or 0)
         if gross <= 0:
             raise Refused(*_TARE_NOTHING)
-        if not reader.set_software_tare(gross, if_weighing=state.weighing):
-            raise Refused(*_SCALE_MOVED)
+        with self._tare_lock:
+            previous = reader.software_tare_g
+            if not reader.set_software_tare(gross, if_weighing=state.weighing):
+                raise Refused(*_SCALE_MOVED)
+            try:
+                SoftwareTare(self.db).set(gross)  # kept across a restart, audited
+            except StorageError:
+                reader.set_software_tare(previous)  # not saved: not in force either
+                raise
         return "software"
 
     def clear_tare(self) -> None:
         """Drop the software tare; nothing to do when there is none."""
         reader = self._reader()
-        if reader.software_tare_g is not None:
-            reader.set_software_tare(None)
-        elif reader.state.tare_source == "scale":
+        with self._tare_lock:
+            if reader.software_tare_g is not None:
+                SoftwareTare(self.db).clear()  # first: a tare that stays saved stays shown
+                reader.set_software_tare(None)
+                return
+        if reader.state.tare_source == "scale":
             raise Refused(*_CLEAR_ON_SCALE)
 
     def zero(self) -> None:

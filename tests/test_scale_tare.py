@@ -222,6 +222,72 @@ def test_software_tare_is_subtracted_and_recorded(simulated: StationServer) -> N
         assert "tare_g" not in payload(server, lot.json()["id"])
 
 
+def tare_audit(server: StationServer) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = server.station.db.rows(
+        "SELECT actor, action, detail FROM audit_log WHERE action LIKE 'scale.tare%' ORDER BY id"
+    )
+    return [(r["actor"], r["action"], json.loads(r["detail"])) for r in rows]
+
+
+def test_software_tare_survives_a_restart(tmp_path: Path) -> None:
+    cfg = station_config(tmp_path)
+    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        settle(c, 350)  # the empty crate
+        assert c.post("/api/scale/tare").json()["scale"]["tare_g"] == 350
+        assert tare_audit(server) == [
+            ("staff", "scale.tare_set", {"tare_g": 350, "previous_g": None})
+        ]
+
+    # the station restarts (power cut, update): the same tare is in force at once
+    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        scale = scale_of(c)
+        assert (scale["tare_g"], scale["tare_source"]) == (350, "software")
+        c.post("/api/simulator", json={"weight_g": 2850})  # crate + 2.5 kg of tea
+        scale = wait_scale(c, "net 2500 g", status="stable", weight_g=2500)
+        assert (scale["net"], scale["tare_g"], scale["tare_source"]) == (True, 350, "software")
+        lot = c.post("/api/lots", json=ids(c))
+        assert lot.status_code == 201, lot.text
+        assert lot_row(server, lot.json()["id"]) == {
+            "net_g": 2500,
+            "tare_g": 350,
+            "tare_source": "software",
+        }
+        assert c.post("/api/scale/tare/clear").json()["scale"]["tare_g"] is None
+        assert tare_audit(server)[-1] == ("staff", "scale.tare_cleared", {"tare_g": 350})
+
+    # cleared stays cleared
+    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        assert (scale_of(c)["tare_g"], scale_of(c)["tare_source"]) == (None, None)
+        c.post("/api/simulator", json={"weight_g": 1800})
+        wait_scale(c, "gross 1800 g", status="stable", weight_g=1800, net=False)
+
+
+def test_a_software_tare_the_indicator_took_over_is_not_restored(
+    tmp_path: Path, link: Path
+) -> None:
+    with PtyPeer(link, "stgs", SimState(350), stream_s=0.05) as peer:
+        with (
+            serial_station(tmp_path, link, protocol="stgs") as server,
+            httpx.Client(base_url=server.url) as c,
+        ):
+            wait_scale(c, "350 g", status="stable", weight_g=350)
+            assert c.post("/api/scale/tare").json()["tare_source"] == "software"
+            # then someone presses TARE on the indicator: it reports net weights itself
+            peer.set(weight_g=0, net=True, tare_g=350)
+            wait_scale(c, "the indicator's tare", tare_source="scale", weight_g=0)
+            wait_for(lambda: tare_audit(server)[-1][1] == "scale.tare_cleared", 5, "the drop saved")
+            assert tare_audit(server)[-1] == (
+                "station",
+                "scale.tare_cleared",
+                {"tare_g": 350, "reason": "the indicator reports a net weight"},
+            )
+            cfg = server.cfg
+        peer.set(weight_g=350, net=False, tare_g=0)  # the indicator's tare cleared meanwhile
+        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+            scale = wait_scale(c, "gross 350 g", status="stable", weight_g=350)
+            assert (scale["net"], scale["tare_g"], scale["tare_source"]) == (False, None, None)
+
+
 def test_software_tare_refusals(simulated: StationServer) -> None:
     with httpx.Client(base_url=simulated.url) as c:
         settle(c, 0)

@@ -25,7 +25,9 @@ stability window (:mod:`edge.scale.stability`).
 
 Tare and zero: :meth:`ScaleReader.send_command` hands bytes to the reader thread (the
 only one touching the port) and waits until they are written. A software tare
-(:meth:`ScaleReader.set_software_tare`) is subtracted from every reading shown.
+(:meth:`ScaleReader.set_software_tare`) is subtracted from every reading shown; the
+reader drops it by itself when the scale starts reporting a net weight (the indicator
+took the tare) and then tells ``on_software_tare_dropped``, so a durable copy can follow.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class ScaleReader(Worker):
         unit: str | None = None,
         wire_log: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_software_tare_dropped: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(Backoff(base_s=0.1, cap_s=1.0))
         self.port = port
@@ -136,6 +139,7 @@ class ScaleReader(Worker):
         self._junk_bytes = 0  # bytes received since the last valid frame (or the open)
         self._reading: Reading | None = None
         self._software_tare: int | None = None
+        self._on_tare_dropped = on_software_tare_dropped  # called from the reader thread
         # a tare the scale reported (tare command reply) while its weight frames may carry
         # no net flag (MT-SICS); dropped by a gross frame once the family has shown a flag
         self._scale_tare: int | None = None
@@ -385,10 +389,11 @@ class ScaleReader(Worker):
         if reading.status == "error":
             self._set_offline(f"scale reports an error: {reading.text}")
             return
+        dropped = None
         with self._lock:
             if reading.net and self._software_tare is not None:
                 log.warning("the scale reports a net weight: software tare dropped")
-                self._software_tare = None
+                dropped, self._software_tare = self._software_tare, None
             if reading.weight_g is not None:  # a weight frame: does it say gross or net?
                 if reading.net:
                     self._net_flag_seen = True
@@ -400,6 +405,8 @@ class ScaleReader(Worker):
             self._state = self._build_locked(reading, verdict, now if fresh else None)
         if was_offline:
             log.info("scale %s reading again (%s)", self.port, self.protocol.name)
+        if dropped is not None and self._on_tare_dropped is not None:
+            self._on_tare_dropped(dropped)  # outside the lock: it may write to a database
 
     def _build_locked(self, reading: Reading, status: ScaleStatus, now: float | None) -> ScaleState:
         previous = self._state
