@@ -1,7 +1,7 @@
 """Label code reading: generated camera photos of printed labels through ``edge.camera.scan``.
 
 QR photos: lot, shipping and manifest labels under every condition family of
-``tests/label_photos.py`` (blur, noise, rotation 0-360, perspective, JPEG 40-90, low
+``rigs/label_photos.py`` (blur, noise, rotation 0-360, perspective, JPEG 40-90, low
 contrast, uneven light, all mixed), the QR at 3 to 5 pixels per module; a QR counts as read
 when its payload is the printed one and passes ``verify`` with the site key. Code 128
 photos: close-ups of shipping labels, 2.5 to 3.5 pixels per bar module; read = the tracking

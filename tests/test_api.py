@@ -4,18 +4,23 @@ file printer, real SQLite file."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from rigs.clock import MiddayClock
 from rigs.helpers import StationServer, settle, station_config, wait_for
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[StationServer]:
-    with StationServer(station_config(tmp_path)) as s:
+    """A station whose day cannot end during the test (its clock starts at local noon):
+    these tests compare exact lists of today's lots."""
+    with StationServer(station_config(tmp_path), now=MiddayClock()) as s:
         yield s
 
 
@@ -54,6 +59,29 @@ def test_record_lot_from_stable_weight(server: StationServer) -> None:
         assert c.get("/api/state").json()["outbox"]["pending"] == 3
         wait_for(lambda: c.get("/api/lots").json()[0]["print_status"] == "printed", 10, "the label")
         assert (server.cfg.printer.dir / f"{lot['print_job_id']}.png").exists()  # type: ignore[union-attr]
+
+
+def test_todays_lots_start_again_at_local_midnight(tmp_path: Path) -> None:
+    clock = MiddayClock("Asia/Ho_Chi_Minh")
+    with StationServer(station_config(tmp_path), now=clock) as server:
+        c = httpx.Client(base_url=server.url)
+        producer, product = _ids(c)
+        body = {"producer_id": producer, "product_id": product}
+        clock.jump(timedelta(hours=11, minutes=59, seconds=50))  # 23:59:50 in Vietnam
+        settle(c, 1200)
+        evening = c.post("/api/lots", json=body).json()
+        assert [x["id"] for x in c.get("/api/lots").json()] == [evening["id"]]
+        local = datetime.fromisoformat(evening["recorded_at"].replace("Z", "+00:00"))
+        assert local.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).hour == 23
+
+        clock.jump(timedelta(seconds=15))  # past midnight: a new day, an empty list
+        assert c.get("/api/lots").json() == []
+        settle(c, 0)
+        settle(c, 1300)
+        morning = c.post("/api/lots", json=body).json()
+        assert [x["id"] for x in c.get("/api/lots").json()] == [morning["id"]]
+        assert morning["seq"] > evening["seq"]
+        c.close()
 
 
 def test_one_weighing_gives_one_lot(server: StationServer) -> None:

@@ -4,8 +4,8 @@ never cuts text off, and a font that really has every Vietnamese letter."""
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import zxingcpp
@@ -15,13 +15,14 @@ from edge.printer.label import (
     BOLD_FONT,
     QR_QUIET_MODULES,
     REGULAR_FONT,
-    LotLabel,
+    LayoutError,
     format_local_time,
     format_weight,
-    render_lot_label,
+    render_label,
     short_lot_id,
     wrap_text,
 )
+from edge.printer.payload import PayloadKind, PayloadSigner, verify
 
 LOT_ID = "0190a6f2-7c3e-7abc-9def-0123456789ab"
 ICT = timezone(timedelta(hours=7))  # Vietnam: UTC+7, no daylight saving
@@ -34,20 +35,28 @@ VIETNAMESE_LOWER = (
 )
 VIETNAMESE_LETTERS = VIETNAMESE_LOWER + VIETNAMESE_LOWER.upper()
 MARGIN = {384: 8, 576: 12}
+KEY = bytes(range(32))
+SIGNER = PayloadSigner("sin-ho", KEY)
 
 
-def make_label(**changes: object) -> LotLabel:
-    label = LotLabel(
-        site_name="Điểm thu gom Sìn Hồ",
-        producer_name="Giàng Thị Mỷ",
-        product_name="Sâm Lai Châu",
-        net_g=12345,
-        recorded_at=datetime(2026, 11, 23, 10, 38, 12, tzinfo=UTC),
-        lot_id=LOT_ID,
-        seq=42,
-        qr_payload=LOT_ID,
-    )
-    return replace(label, **changes)  # type: ignore[arg-type]
+def make_label(**changes: object) -> dict[str, Any]:
+    """A lot label's data (edge.printer.kinds.LotData), with ``changes``."""
+    return {
+        "collection_point": "Điểm thu gom Sìn Hồ",
+        "farmer": "Giàng Thị Mỷ",
+        "product": "Sâm Lai Châu",
+        "net_g": 12345,
+        "recorded_at": datetime(2026, 11, 23, 10, 38, 12, tzinfo=UTC),
+        "lot_id": LOT_ID,
+        "seq": 42,
+        **changes,
+    }
+
+
+def render_lot_label(
+    data: dict[str, Any], width: int = 384, *, tz: timezone | None = None
+) -> Image.Image:
+    return render_label("lot", data, width, signer=SIGNER, tz=tz)
 
 
 def ink_bbox(img: Image.Image) -> tuple[int, int, int, int] | None:
@@ -68,7 +77,8 @@ def test_label_has_exact_width_and_a_large_centred_readable_qr(width: int) -> No
     assert img.width == width
 
     qr = read_qr(img)
-    assert qr.text == LOT_ID
+    assert verify(qr.text, KEY, site="sin-ho").ref == LOT_ID
+    assert verify(qr.text, KEY).kind is PayloadKind.LOT
     assert qr.ec_level == "M"
     corners = [qr.position.top_left, qr.position.top_right, qr.position.bottom_right]
     corners.append(qr.position.bottom_left)
@@ -97,7 +107,7 @@ def test_label_has_exact_width_and_a_large_centred_readable_qr(width: int) -> No
 def test_long_names_wrap_instead_of_being_cut_off(width: int) -> None:
     short = render_lot_label(make_label(), width, tz=ICT)
     long = render_lot_label(
-        make_label(producer_name=LONG_NAME, product_name="Chè " + "Shan" * 30, site_name=LONG_NAME),
+        make_label(farmer=LONG_NAME, product="Chè " + "Shan" * 30, collection_point=LONG_NAME),
         width,
         tz=ICT,
     )
@@ -106,7 +116,7 @@ def test_long_names_wrap_instead_of_being_cut_off(width: int) -> None:
     margin = MARGIN[width]
     assert ink_bbox(long.crop((width - margin, 0, width, long.height))) is None
     assert ink_bbox(long.crop((0, 0, margin - 1, long.height))) is None
-    assert read_qr(long).text == LOT_ID
+    assert verify(read_qr(long).text, KEY).ref == LOT_ID
 
 
 def test_wrap_keeps_every_letter_and_fits_the_width() -> None:
@@ -129,9 +139,9 @@ def test_decomposed_input_renders_like_precomposed() -> None:
     nfc = render_lot_label(make_label(), tz=ICT)
     nfd = render_lot_label(
         make_label(
-            producer_name=unicodedata.normalize("NFD", "Giàng  Thị Mỷ"),
-            site_name=unicodedata.normalize("NFD", "Điểm thu gom Sìn Hồ"),
-            product_name=unicodedata.normalize("NFD", "Sâm Lai Châu"),
+            farmer=unicodedata.normalize("NFD", "Giàng  Thị Mỷ"),
+            collection_point=unicodedata.normalize("NFD", "Điểm thu gom Sìn Hồ"),
+            product=unicodedata.normalize("NFD", "Sâm Lai Châu"),
         ),
         tz=ICT,
     )
@@ -168,8 +178,8 @@ def test_rendering_is_deterministic_and_validates_input() -> None:
         render_lot_label(make_label(), 385)
     with pytest.raises(ValueError, match="timezone-aware"):
         render_lot_label(make_label(recorded_at=datetime(2026, 11, 23, 10, 38)))
-    with pytest.raises(ValueError, match="too large"):
-        render_lot_label(make_label(qr_payload="x" * 1500))
+    with pytest.raises(LayoutError, match="between 320 and"):
+        render_lot_label(make_label(), 64)
 
 
 @pytest.mark.parametrize(

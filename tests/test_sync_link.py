@@ -75,6 +75,15 @@ def statuses(path: Path) -> Counter[str]:
         conn.close()
 
 
+def attempts(path: Path) -> set[int]:
+    """How many times the outbox's rows were sent (each value once)."""
+    conn = sqlite3.connect(path)
+    try:
+        return {a for (a,) in conn.execute("SELECT attempts FROM outbox")}
+    finally:
+        conn.close()
+
+
 def outbox_records(path: Path) -> list[dict[str, Any]]:
     """Every record of the station's records stream, as its dict, by seq."""
     conn = sqlite3.connect(path)
@@ -94,12 +103,36 @@ def central(broker: Broker) -> Iterator[TestCentral]:
     c.close()
 
 
+class Steps:
+    """Counts the link worker's finished steps, for checks that something did *not*
+    happen: they wait until the worker has demonstrably gone round a few more times
+    (a positive sync point), not for a time that a loaded machine may not use."""
+
+    def __init__(self, sync: MqttSync) -> None:
+        self.done = 0
+        step = sync.step
+
+        def counted() -> None:
+            try:
+                step()
+            finally:
+                self.done += 1
+
+        sync.step = counted  # type: ignore[method-assign]
+
+    def more(self, n: int = 3, timeout: float = 30.0) -> None:
+        """Wait until ``n`` more steps have finished (so ``n - 1`` ran wholly from now)."""
+        target = self.done + n
+        wait_for(lambda: self.done >= target, timeout, f"{n} more steps of the link worker")
+
+
 class Link:
     """A link worker on its own Store, as the station runs it."""
 
     def __init__(self, path: Path, cfg: MqttConfig, now: FakeNow | None = None, **kw: Any):
         self.store = Store.open(path, SITE, now=now) if now else Store.open(path, SITE)
         self.sync = MqttSync(cfg, SITE, Outbox(self.store), **kw)
+        self.steps = Steps(self.sync)
 
     def __enter__(self) -> MqttSync:
         self.sync.start()
@@ -160,20 +193,20 @@ def test_resent_after_ack_timeout(tmp_path: Path, broker: Broker, central: TestC
     writer = Store.open(path, SITE, now=now)
     seed(writer, 48)  # 50 records: one batch
     central.acking = False
-    with Link(path, mqtt_cfg(broker.port, ack_timeout_s=60), now=now) as sync:
+    link = Link(path, mqtt_cfg(broker.port, ack_timeout_s=60), now=now)
+    with link:
         wait_for(lambda: statuses(path)["sent"] == 50, 10, "the batch PUBACKed")
         central.acking = True  # central is back, but lost what it had not acknowledged
         with central._lock:
             central.stored.clear()
         now.advance(59)
-        sync.wait(0.5)
+        link.steps.more()  # the worker went round with 59 s gone: still nothing to resend
+        assert attempts(path) == {1}, "not resent before the time-out"
         assert central.batch_ids == ["records:1-50:1"], "not resent before the time-out"
         now.advance(2)
         wait_for(lambda: statuses(path)["confirmed"] == 50, 10, "resent and confirmed")
     assert central.batch_ids == ["records:1-50:1", "records:1-50:2"]
-    conn = sqlite3.connect(path)
-    assert {a for (a,) in conn.execute("SELECT attempts FROM outbox")} == {2}
-    conn.close()
+    assert attempts(path) == {2}
     assert [r["seq"] for r in central.records(SITE)] == list(range(1, 51))
 
 
@@ -329,8 +362,9 @@ def test_built_link_sends_telemetry_and_counts_its_bytes(
     assert record["outbox"]["records"] == {"depth": 0, "oldest_age_s": None}
     assert isinstance(record["clock_synced"], bool) and record["disk_free_mb"] > 0
     assert central.status[SITE] == {"state": "offline"}  # said on the way out
-    month = LinkUsage(store).month(datetime.now(UTC))
-    assert month.bytes_out > 300 and month.bytes_in > 20, "TLS-less MQTT bytes, counted"
+    months = LinkUsage(store).history()  # whichever month(s) the link ran in
+    bytes_out, bytes_in = sum(m.bytes_out for m in months), sum(m.bytes_in for m in months)
+    assert bytes_out > 300 and bytes_in > 20, "TLS-less MQTT bytes, counted"
     store.close()
 
 
@@ -338,16 +372,17 @@ def test_budget_holds_back_bulk_never_records(
     tmp_path: Path, broker: Broker, central: TestCentral
 ) -> None:
     path = tmp_path / "s.db"
-    writer = Store.open(path, SITE)
-    LinkUsage(writer).add(900_000, 0, datetime.now(UTC))  # 90 % of 1 MB used this month
+    now = FakeNow()  # one month for the whole test, whatever the real date
+    writer = Store.open(path, SITE, now=now)
+    LinkUsage(writer).add(900_000, 0, now())  # 90 % of 1 MB used this month
     Outbox(writer).add("bulk", "thumbnail", {"id": "t1", "lot_id": "l1", "jpeg_bytes": 9000})
     seed(writer, 3)
     cfg = mqtt_cfg(broker.port, monthly_budget_mb=1.0)
-    link = Link(path, cfg)
+    link = Link(path, cfg, now=now)
     link.sync.usage = LinkUsage(link.store)
     with link:
         wait_for(lambda: statuses(path)["confirmed"] == 5, 10, "the records confirmed")
-        link.sync.wait(0.5)
+        link.steps.more()  # went round after the records: the thumbnail still held back
     assert statuses(path)["pending"] == 1, "the thumbnail waits for next month"
     assert central.records(SITE, "bulk") == []
 
@@ -368,7 +403,8 @@ def test_scheduled_link_opens_for_a_backlog_or_on_time_and_closes_when_done(
     seed(writer, 1)  # 3 records
     mono = FakeMonotonic()
     cfg = mqtt_cfg(broker.port, connect_every_min=10, connect_backlog=5)
-    with Link(path, cfg, monotonic=mono) as sync:
+    link = Link(path, cfg, monotonic=mono)
+    with link as sync:
         wait_for(lambda: statuses(path)["confirmed"] == 3, 10, "the first window's drain")
         wait_for(lambda: sync.status == "offline", 10, "the link closed until the next window")
         assert central.status[SITE] == {"state": "offline"}
@@ -376,13 +412,13 @@ def test_scheduled_link_opens_for_a_backlog_or_on_time_and_closes_when_done(
         product = writer.list_products()[0]["id"]
         for i in range(4):
             writer.record_lot(producer, product, 100 + i, "ST")
-        sync.wait(1.0)
+        link.steps.more()  # went round with the 4 records there: not opened for them
         assert sync.status == "offline" and statuses(path)["pending"] == 4, "4 < backlog of 5"
         writer.record_lot(producer, product, 200, "ST")
         wait_for(lambda: statuses(path)["confirmed"] == 8, 10, "opened early for the backlog")
         wait_for(lambda: sync.status == "offline", 10, "closed again")
         writer.record_lot(producer, product, 300, "ST")
-        sync.wait(1.0)
+        link.steps.more()  # went round with it there: it waits for the next window
         assert statuses(path)["pending"] == 1
         mono.t += 600  # ten minutes: the next window
         wait_for(lambda: statuses(path)["confirmed"] == 9, 10, "sent in the next window")

@@ -2,8 +2,7 @@
 
 :func:`render_label` renders any kind (``lot``, ``receipt``, ``shipping``, ``manifest``,
 see :mod:`edge.printer.kinds`) from its data; the QR codes it prints are signed with the
-site's key (:mod:`edge.printer.payload`). :func:`render_lot_label` keeps the printer
-worker's interface: a :class:`LotLabel` whose QR payload the caller chose.
+site's key (:mod:`edge.printer.payload`).
 
 All text is drawn with the bundled DejaVu Sans font into the image (see
 :mod:`edge.printer.layout`), so Vietnamese diacritics print the same on every ESC/POS
@@ -15,8 +14,7 @@ image (:mod:`edge.printer.escpos_out`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from PIL import Image
@@ -25,12 +23,10 @@ from edge.printer.kinds import (
     KINDS,
     LabelData,
     LabelDataError,
-    LotData,
     format_dong,
     format_local_time,
     format_weight,
     kind_spec,
-    lot_blocks,
     parse_label_data,
     short_lot_id,
 )
@@ -67,7 +63,6 @@ __all__ = [
     "WHITE",
     "LabelDataError",
     "LayoutError",
-    "LotLabel",
     "PayloadSigner",
     "format_dong",
     "format_local_time",
@@ -76,25 +71,11 @@ __all__ = [
     "parse_label_data",
     "qr_image",
     "render_label",
-    "render_lot_label",
     "short_lot_id",
     "wrap_text",
 ]
 
 TITLE = "PHIẾU LÔ HÀNG"
-
-
-@dataclass(frozen=True)
-class LotLabel:
-    site_name: str  # e.g. "Điểm thu gom Sìn Hồ"
-    producer_name: str  # e.g. "Giàng Thị Mỷ"
-    product_name: str  # e.g. "Sâm Lai Châu"
-    net_g: int  # integer grams
-    recorded_at: datetime  # aware; printed as local dd/mm/yyyy HH:MM
-    lot_id: str  # a UUIDv7 string
-    seq: int  # per-site sequence number
-    qr_payload: str  # what the QR code holds (a signed payload: edge.printer.payload.sign)
-    grade: str | None = None  # e.g. "Loại 1"
 
 
 def label_blocks(
@@ -132,25 +113,3 @@ def render_label(
     None = the system's local zone). Raises LabelDataError (bad data), LayoutError (a
     width or content that cannot be printed) or ValueError (no signer for a QR kind)."""
     return render_blocks(label_blocks(kind, data, signer=signer, tz=tz), width_dots)
-
-
-def render_lot_label(
-    label: LotLabel, width_dots: int = BASE_WIDTH, *, tz: tzinfo | None = None
-) -> Image.Image:
-    """The lot tag for the printer worker: ``label.qr_payload`` is printed as given."""
-    format_local_time(label.recorded_at, tz)  # ValueError for a naive time, as before
-    data = parse_label_data(
-        "lot",
-        {
-            "collection_point": label.site_name,
-            "lot_id": label.lot_id,
-            "seq": label.seq,
-            "farmer": label.producer_name,
-            "product": label.product_name,
-            "grade": label.grade,
-            "net_g": label.net_g,
-            "recorded_at": label.recorded_at,
-        },
-    )
-    assert isinstance(data, LotData)
-    return render_blocks(lot_blocks(data, label.qr_payload, tz), width_dots)

@@ -14,7 +14,7 @@ Pure: keys and certificates in, PEM bytes out; nothing here touches a file
   stations and central use to reach it in its subjectAltName.
 
 Keys are ECDSA P-256: a mutual-TLS MQTT connection costs about 4.5 kB from
-connect to disconnect (measured through tests/faultproxy.py, TLS 1.3) instead
+connect to disconnect (measured through rigs/faultproxy.py, TLS 1.3) instead
 of about 7 kB with RSA (../shared/FIELD.md), which matters on a metered link. Certificates
 start 30 days in the past, so a Raspberry Pi whose clock lags after a power
 cut (no battery clock) still accepts the broker's certificate.
