@@ -1,6 +1,12 @@
 """Real parts for the tests: a mosquitto broker on a free port (plain, or running
 the shipped mutual-TLS configuration with its ACL), a test PKI, the station's web
-server in a thread, and a polling wait instead of fixed sleeps."""
+server in a thread, and a polling wait instead of fixed sleeps.
+
+Ports are held from the moment they are picked until the server listens (no
+pick-close-reuse race with the other processes of a busy machine): the station's web
+server gets the very socket that was bound for its port (:func:`station_config`,
+:class:`StationServer`), and a port given by number to another process (mosquitto, a
+station process) stays bound here by a :class:`PortHold` while that process binds it."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +32,71 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
+    """A port that was free a moment ago. Racy: it is not held, so another process can
+    take it before whoever it is given to binds it. Prefer :class:`PortHold` (or a
+    server that binds port 0 and reads the port back)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def bound_socket(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port, read back with
+    ``getsockname()``), not listening, with SO_REUSEADDR."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class PortHold:
+    """A port held by this process: a socket bound to it (SO_REUSEADDR) that never
+    listens. Connections to it are refused, as to a closed port, and no other process
+    is given it meanwhile (a bind to port 0 skips it, a plain bind to it fails). A
+    server that sets SO_REUSEADDR (mosquitto, uvicorn, asyncio and Python's socket
+    servers all do) can still bind it and listen: Linux lets SO_REUSEADDR sockets
+    share a port as long as only one of them listens. So a port handed to another
+    process by number is held from the pick to that process's listen, and across its
+    restarts. ``close()`` (or the hold being garbage) lets it go."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        sock = bound_socket(port, host)
+        self.host = host
+        self.port: int = sock.getsockname()[1]
+        self._release = weakref.finalize(self, sock.close)
+
+    def close(self) -> None:
+        self._release()
+
+    def __enter__(self) -> PortHold:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+_WEB_SOCKETS: dict[int, socket.socket] = {}
+"""Sockets bound by station_config() for its web port, until a StationServer takes one."""
+_WEB_LOCK = threading.Lock()
+
+
+def _drop_web_socket(port: int, sock: socket.socket) -> None:
+    """The config that carried ``port`` is gone: close its socket if nobody took it."""
+    with _WEB_LOCK:
+        if _WEB_SOCKETS.get(port) is not sock:
+            return  # a StationServer has it: it is the server's to close
+        del _WEB_SOCKETS[port]
+    sock.close()
+
+
+def _take_web_socket(port: int) -> socket.socket | None:
+    with _WEB_LOCK:
+        return _WEB_SOCKETS.pop(port, None)
 
 
 def wait_for(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
@@ -195,14 +263,17 @@ def render_acl(shipped: str, prefix: str) -> str:
 
 class Broker:
     """A mosquitto of our own on a free port; stop/start and restart keep the port
-    and the persistence (sessions, queued and retained messages).
+    and the persistence (sessions, queued and retained messages). The port is held
+    (:class:`PortHold`) from construction on, while mosquitto runs and while it is
+    stopped, so no other process can take it between a stop and the next start.
 
     Without ``tls`` it is a plain anonymous broker. With ``tls`` it runs the shipped
     firmware-config/mosquitto/mosquitto.conf and edge.acl (for ``prefix``): mutual
     TLS only, the client's name and client id taken from its certificate's CN."""
 
     def __init__(self, workdir: Path, tls: BrokerTls | None = None, prefix: str = "edge") -> None:
-        self.port = free_port()
+        self.hold = PortHold()  # mosquitto sets SO_REUSEADDR: it binds beside the hold
+        self.port = self.hold.port
         self.host = "127.0.0.1"
         self.workdir = workdir
         self.tls = tls
@@ -290,7 +361,11 @@ class Broker:
 
 
 def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:
-    """A station in ``tmp``: simulated scale, file printer, no broker, unless overridden."""
+    """A station in ``tmp``: simulated scale, file printer, no broker, unless overridden.
+
+    Its web port is a socket bound here and kept (not listening) until a
+    :class:`StationServer` for this config listens on it, or the config is garbage."""
+    web = bound_socket()
     data: dict[str, Any] = {
         "site": {
             "id": "test-site",
@@ -305,16 +380,31 @@ def station_config(tmp: Path, **sections: dict[str, Any]) -> StationConfig:
         },
         "printer": {"type": "file", "dir": str(tmp / "prints")},
         "storage": {"path": str(tmp / "station.db")},
-        "web": {"port": free_port()},
+        "web": {"port": web.getsockname()[1]},
         "camera": {"photos_dir": str(tmp / "photos")},
     }
     for name, values in sections.items():
         data[name] = values if name in ("scale", "printer") else {**data.get(name, {}), **values}
-    return parse_config(data, "test")
+    try:
+        cfg = parse_config(data, "test")
+    except BaseException:
+        web.close()
+        raise
+    port = web.getsockname()[1]
+    if cfg.web.port != port:
+        web.close()  # the caller chose another port: nothing to hold
+        return cfg
+    with _WEB_LOCK:
+        _WEB_SOCKETS[port] = web
+    weakref.finalize(cfg, _drop_web_socket, port, web)
+    return cfg
 
 
 class StationServer:
-    """The real app served by uvicorn in a thread, on the config's port."""
+    """The real app served by uvicorn in a thread, on the config's port: on the very
+    socket :func:`station_config` bound for it (so the port was never free for another
+    process to take), or, for a config made otherwise, on a socket bound here to that
+    port."""
 
     def __init__(self, cfg: StationConfig) -> None:
         from edge.station import Station  # imported late: helpers stay usable without devices
@@ -325,7 +415,11 @@ class StationServer:
         app = create_app(cfg, self.station)
         config = uvicorn.Config(app, host="127.0.0.1", port=cfg.web.port, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sock = _take_web_socket(cfg.web.port) or bound_socket(cfg.web.port)
+        self._close_socket = weakref.finalize(self, sock.close)  # uvicorn closes it on exit
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -339,6 +433,7 @@ class StationServer:
     def __exit__(self, *_exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+        self._close_socket()
 
 
 def settle(client: Any, grams: int, timeout: float = 5.0) -> None:

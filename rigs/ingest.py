@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -10,24 +11,29 @@ import threading
 import urllib.request
 from typing import Any
 
-from rigs.helpers import free_port, wait_for
+from rigs.helpers import wait_for
+
+STATUS_URL = re.compile(r"status on (http://[^\s/]+:(\d+)/status)")
 
 
 class IngestProcess:
-    """``edge central ingest`` as a real subprocess, its log collected."""
+    """``edge central ingest`` as a real subprocess, its log collected. Its status
+    server binds port 0 and the process logs the port it got, so there is no port to
+    pick beforehand and lose to another process."""
 
     def __init__(self, broker_port: int, db: str, client_id: str, *extra: str) -> None:
-        self.status_port = free_port()
         self.args = [
             sys.executable, "-m", "edge", "central", "ingest",
             "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", db,
-            "--client-id", client_id, "--status-port", str(self.status_port), *extra,
+            "--client-id", client_id, "--status-port", "0", *extra,
         ]  # fmt: skip
         self.lines: list[str] = []
+        self._first_line = 0  # where the running process's lines begin in ``lines``
         self.proc: subprocess.Popen[str] | None = None
         self._reader = threading.Thread()
 
     def start(self, wait: bool = True) -> IngestProcess:
+        self._first_line = len(self.lines)
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
@@ -46,8 +52,24 @@ class IngestProcess:
     def saw(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
+    def _status_line(self) -> re.Match[str] | None:
+        for line in list(self.lines)[self._first_line :]:
+            if found := STATUS_URL.search(line):
+                return found
+        return None
+
+    def _status(self) -> re.Match[str]:
+        found = wait_for(self._status_line, 20, f"{self.args[7]} to log its status port")
+        assert found is not None
+        return found
+
+    @property
+    def status_port(self) -> int:
+        """The port the running process's status server got (it says so in its log)."""
+        return int(self._status().group(2))
+
     def status(self) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.status_port}/status"
+        url = self._status().group(1)
         with urllib.request.urlopen(url, timeout=5) as resp:
             data: dict[str, Any] = json.loads(resp.read())
             return data

@@ -3,7 +3,11 @@
 Every accepted connection's bytes up to EOF form one job in ``jobs`` (connections that
 sent nothing but status queries are only counted; connections cut off before EOF go to
 ``aborted``). ``stop()`` closes the listening socket, so new connects are refused, like a
-printer that is switched off; ``restart()`` listens again on the same port.
+printer that is switched off; ``restart()`` listens again on the same port. The port is
+held by this listener from the first ``reserve()`` or ``start()`` until ``close()`` (or
+the context's end): a socket bound to it that never listens (rigs.helpers.PortHold), so
+no other process can take it while the printer is off. ``reserve()`` alone is a printer
+that is off from the start, on a port known before it is switched on.
 
 Status, as a real ESC/POS printer: real-time status requests (``DLE EOT n``, n = 1..4) at
 the start of a connection are answered with one byte each, from the state set with
@@ -27,6 +31,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from edge.printer.status import Paper, reply_bytes
+from rigs.helpers import PortHold, bound_socket
 
 POLL_S = 0.02
 DLE_EOT = b"\x10\x04"
@@ -43,7 +48,8 @@ class PrinterListener:
         cut_after: int | None = None,
     ) -> None:
         self.host = host
-        self.port = port  # 0 = pick a free port at the first start(); then kept
+        self.port = port  # 0 = pick a free port at the first reserve()/start(); then kept
+        self._hold: PortHold | None = None
         self.stall = stall  # accept, then never read: a printer hung mid-job
         self.answer_status = answer_status
         self.cut_after = cut_after
@@ -52,6 +58,7 @@ class PrinterListener:
         self.first_job_byte_at: list[float] = []  # time.perf_counter() of each job's 1st byte
         self.status_queries: list[int] = []
         self.connections = 0
+        self.ended = 0  # connections served to their end (EOF, reset, cut or stop())
         self.paper = Paper.OK
         self.cover_open = False
         self.error = False
@@ -61,28 +68,36 @@ class PrinterListener:
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------
+    def reserve(self) -> PrinterListener:
+        """Hold the port (port 0: a free one, read back into ``port``) without
+        listening: connects are refused, as by a printer that is switched off, until
+        ``start()``."""
+        if self._hold is None:
+            self._hold = PortHold(self.port, self.host)
+            self.port = self._hold.port
+        return self
+
     def start(self) -> PrinterListener:
         if self._server is not None:
             raise RuntimeError("listener already started")
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.reserve()
+        server = bound_socket(self.port, self.host)  # beside the hold: both SO_REUSEADDR
         if self.stall or self.cut_after is not None:  # inherited by accepted sockets
             server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
-            server.bind((self.host, self.port))
             server.listen(16)
         except OSError:
             server.close()
             raise
         server.settimeout(POLL_S)
-        self.port = server.getsockname()[1]
         self._server = server
         self._stop.clear()
         self._spawn(self._accept_loop, server)
         return self
 
     def stop(self) -> None:
-        """Stop accepting (connects are refused afterwards) and end open connections."""
+        """Stop accepting (connects are refused afterwards) and end open connections;
+        the port stays held for ``restart()`` until ``close()``."""
         server, self._server = self._server, None
         self._stop.set()
         for thread in self._threads:
@@ -95,6 +110,13 @@ class PrinterListener:
         self.stop()
         return self.start()
 
+    def close(self) -> None:
+        """Stop, and let the port go."""
+        self.stop()
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
     def __enter__(self) -> PrinterListener:
         if self._server is None:
             self.start()
@@ -106,7 +128,7 @@ class PrinterListener:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
     # -- state -------------------------------------------------------------------------
     def set_state(
@@ -221,4 +243,5 @@ class PrinterListener:
                 self.aborted.append(data)
             elif data:
                 self.jobs.append(data)
+            self.ended += 1
             self._cond.notify_all()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from rigs.faultproxy import FaultProxy
-from rigs.helpers import free_port, wait_for
+from rigs.helpers import PortHold, wait_for
 
 
 class EchoServer:
@@ -223,7 +223,7 @@ def test_refuse_resets_new_connections_only(proxy: FaultProxy):
 
 
 def test_an_unreachable_server_resets_the_client():
-    with FaultProxy(free_port()) as p:
+    with PortHold() as closed, FaultProxy(closed.port) as p:  # held: refused, nobody else's
         assert is_turned_away(p)
         assert p.stats().refused == 1
 

@@ -17,10 +17,13 @@ from edge.printer.printer_cli import add_label_print, add_printer_commands
 from edge.printer.status import Paper
 from edge.printer.textjob import SAMPLE
 from rigs.escpos_decode import decode
-from rigs.helpers import free_port
+from rigs.helpers import PortHold
 from rigs.printer_listener import PrinterListener
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "labels"
+ANSWER_S = "10"
+"""--status-timeout where the fake printer answers: at once, but a reply late on a
+loaded machine must not read as "no answer" (unknown)."""
 
 
 def run(*argv: str) -> int:
@@ -47,7 +50,8 @@ def test_status_answers_with_json_and_exit_code(
 ) -> None:
     with PrinterListener() as printer:
         printer.set_state(paper=paper, cover_open=cover)
-        assert run("printer", "status", f"tcp://127.0.0.1:{printer.port}") == code
+        uri = f"tcp://127.0.0.1:{printer.port}"
+        assert run("printer", "status", uri, "--status-timeout", ANSWER_S) == code
     out, err = capsys.readouterr()
     report = json.loads(out)
     assert report["reachable"] is True and report["condition"] == condition
@@ -66,7 +70,8 @@ def test_status_of_a_silent_printer_is_unknown(capsys: pytest.CaptureFixture[str
 
 
 def test_status_of_an_unreachable_printer_or_a_bad_uri(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("printer", "status", f"tcp://127.0.0.1:{free_port()}?timeout=1") == 2
+    with PortHold() as closed:  # bound, never listening: refused, and nobody else's
+        assert run("printer", "status", f"tcp://127.0.0.1:{closed.port}?timeout=1") == 2
     out, err = capsys.readouterr()
     assert json.loads(out)["reachable"] is False and "connection refused" in err
     assert run("printer", "status", "tcp://127.0.0.1:70000") == 2
@@ -100,7 +105,8 @@ def test_selftest_page_has_raster_and_both_native_encodings(
 def test_selftest_with_paper_out_is_not_sent(capsys: pytest.CaptureFixture[str]) -> None:
     with PrinterListener() as printer:
         printer.set_state(paper=Paper.OUT)
-        assert run("printer", "selftest", f"tcp://127.0.0.1:{printer.port}") == 1
+        uri = f"tcp://127.0.0.1:{printer.port}"
+        assert run("printer", "selftest", uri, "--status-timeout", ANSWER_S) == 1
         assert printer.jobs == []
     assert "hết giấy" in capsys.readouterr().err
 

@@ -105,12 +105,13 @@ def test_refused_connection_is_unavailable_quickly_then_the_retry_prints(
     listener: PrinterListener,
 ) -> None:
     data = raster_to_escpos(render_lot_label(LABEL, tz=ICT))
-    transport = NetworkTransport("127.0.0.1", listener.port, timeout_s=2.0)
+    transport = NetworkTransport("127.0.0.1", listener.port, timeout_s=30.0)
     listener.stop()  # printer switched off: connects are refused
     started = time.monotonic()
     with pytest.raises(PrinterUnavailable) as err:
         transport.send("job-2", data, b"")
-    assert time.monotonic() - started < 1.0
+    # quickly: a third of the time-out, however loaded the machine (no waiting for it)
+    assert time.monotonic() - started < 10, "a refusal waited for the 30 s time-out"
     message = str(err.value)
     assert f"printer 127.0.0.1:{listener.port} not reachable: connection refused" in message
     assert "check" in message and "\n" not in message
@@ -129,7 +130,8 @@ def test_printer_not_answering_the_connect_times_out() -> None:
             started = time.monotonic()
             with pytest.raises(PrinterUnavailable, match=r"not reachable: no answer within 0.3 s"):
                 NetworkTransport("127.0.0.1", port, timeout_s=0.3).send("job-3", b"\x1b@", b"")
-            assert time.monotonic() - started < 2.0
+            # the time-out, not the kernel's ~2 min of SYN retries (bound: 30 time-outs)
+            assert time.monotonic() - started < 30 * 0.3
 
 
 def test_printer_that_stops_reading_mid_job_is_unavailable() -> None:
@@ -138,7 +140,7 @@ def test_printer_that_stops_reading_mid_job_is_unavailable() -> None:
         started = time.monotonic()
         with pytest.raises(PrinterUnavailable, match=rf"printer 127.0.0.1:{hung.port} "):
             NetworkTransport("127.0.0.1", hung.port, timeout_s=0.5).send("job-4", data, b"")
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 30 * 0.5  # gave up, not hung (bound: 30 time-outs)
     assert hung.jobs == []
 
 

@@ -99,9 +99,9 @@ def test_random_bytes_never_crash_and_stay_bounded(name: str, data: st.DataObjec
     chunks = data.draw(st.lists(st.lists(byte, max_size=400).map(bytes), max_size=12))
     parser = spec.parser()
     for chunk in chunks:
-        started = time.monotonic()
+        started = time.thread_time()  # CPU time: waiting for a busy CPU does not count
         frames = parser.feed_frames(chunk)
-        assert time.monotonic() - started < 0.5
+        assert time.thread_time() - started < 0.5
         assert parser.buffered <= parser.max_buffer
         for raw, reading in frames:
             assert raw
@@ -119,10 +119,10 @@ def test_random_bytes_never_crash_and_stay_bounded(name: str, data: st.DataObjec
 def test_a_long_noise_stream_is_read_promptly(name: str):
     parser = PROTOCOLS[name].parser()
     noise = bytes((i * 131 + 7) % 256 for i in range(200_000))
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time: waiting for a busy CPU does not count
     for i in range(0, len(noise), 4096):
         parser.feed(noise[i : i + 4096])
-    assert time.monotonic() - started < 5
+    assert time.thread_time() - started < 5
     assert parser.buffered <= parser.max_buffer
 
 

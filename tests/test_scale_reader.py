@@ -1,9 +1,15 @@
 """The reader against the simulator over real pseudo-terminals, opened through a
-/dev/serial/by-id style symlink. Polls with a deadline, never fixed sleeps for results."""
+/dev/serial/by-id style symlink. Polls with a deadline, never fixed sleeps for results.
+
+Nothing here fails because the machine is slow: what must happen is waited for with a
+generous bound (SLOW), what must not happen is checked over a span that ends at a
+positive sync point (the reader has shown a later frame), and timings are only checked
+from below (offline never before ``stale_after_s`` of silence)."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import select
 import threading
@@ -26,6 +32,9 @@ from rigs.helpers import wait_for
 
 INTERVAL = 0.02
 STALE = 0.5
+SLOW = 10.0
+"""Bound for what must happen within a few STALE or INTERVAL: far beyond, so a loaded
+machine cannot fail the wait."""
 
 
 @pytest.fixture
@@ -68,6 +77,11 @@ def is_stable(weight_g: int) -> Callable[[ScaleState], bool]:
     return lambda s: s.status is ScaleStatus.STABLE and s.weight_g == weight_g
 
 
+def disconnected(error: str | None) -> bool:
+    """An offline reason that says the port went away (not a stale_after_s timeout)."""
+    return error is not None and "disconnected" in error
+
+
 def watch(reader: ScaleReader, seconds: float) -> list[ScaleState]:
     """Every distinct state seen during ``seconds`` (polling observation, not a wait)."""
     seen: list[ScaleState] = []
@@ -78,6 +92,24 @@ def watch(reader: ScaleReader, seconds: float) -> list[ScaleState]:
             seen.append(state)
         time.sleep(0.005)
     return seen
+
+
+def watch_until(
+    reader: ScaleReader, done: Callable[[], bool], what: str, timeout: float = SLOW
+) -> list[ScaleState]:
+    """Every distinct state seen until ``done()`` (checked after each look, so the
+    state it was true at is the last one); fails after ``timeout``."""
+    seen: list[ScaleState] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        state = reader.state
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if done():
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {state}")
+        time.sleep(0.005)
 
 
 def test_reading_reaches_weight_and_goes_stable(sim: ScaleSimulator, reader: ScaleReader) -> None:
@@ -107,9 +139,14 @@ def test_held_unstable_until_cleared(sim: ScaleSimulator, reader: ScaleReader) -
     wait_state(reader, is_stable(1234), "1234 g stable")
     sim.set_unstable(True)
     wait_state(reader, lambda s: s.status is ScaleStatus.UNSTABLE, "unstable")
-    assert {s.status for s in watch(reader, 0.3)} == {ScaleStatus.UNSTABLE}
+    sent = sim.frames_sent  # held for twice the frames that would settle it ...
+    seen = watch_until(reader, lambda: sim.frames_sent >= sent + 20, "20 more frames sent")
+    sim.set_weight(7777)  # ... then a frame to recognise: once read, so were those before it
+    seen += watch_until(reader, lambda: reader.state.weight_g == 7777, "the 7777 g frame read")
+    assert ScaleStatus.STABLE not in {s.status for s in seen}
+    assert seen[-1].status is ScaleStatus.UNSTABLE
     sim.set_unstable(False)
-    wait_state(reader, is_stable(1234), "stable again")
+    wait_state(reader, is_stable(7777), "stable again")
 
 
 def test_overload(sim: ScaleSimulator, reader: ScaleReader) -> None:
@@ -122,16 +159,15 @@ def test_overload(sim: ScaleSimulator, reader: ScaleReader) -> None:
     wait_state(reader, is_stable(1234), "stable after overload")
 
 
-def test_silence_goes_offline_within_stale_after(sim: ScaleSimulator, reader: ScaleReader) -> None:
+def test_silence_goes_offline_after_stale_after(sim: ScaleSimulator, reader: ScaleReader) -> None:
     wait_state(reader, is_stable(1234), "1234 g stable")
-    silenced_at = time.monotonic()
     sim.silence(True)
-    state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", timeout=2)
-    elapsed = time.monotonic() - silenced_at
-    assert STALE - INTERVAL - 0.05 <= elapsed <= STALE + 0.3
+    state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", SLOW)
+    seen_at = time.monotonic()
+    assert state.updated_at is not None  # when the last valid frame came (reader's clock)
+    assert seen_at - state.updated_at >= STALE, "offline before stale_after_s of silence"
     assert state.error == f"no valid frame for {STALE:.1f} s"
     assert state.weight_g is None
-    assert state.updated_at is not None  # when the last valid frame came
     sim.silence(False)
     wait_state(reader, is_stable(1234), "stable after the scale talks again")
 
@@ -139,10 +175,12 @@ def test_silence_goes_offline_within_stale_after(sim: ScaleSimulator, reader: Sc
 def test_only_noise_goes_offline_with_a_hint(sim: ScaleSimulator, reader: ScaleReader) -> None:
     wait_state(reader, is_stable(1234), "1234 g stable")
     sim.silence(True)
-    deadline = time.monotonic() + 3
-    while reader.state.status is not ScaleStatus.OFFLINE and time.monotonic() < deadline:
+
+    def noise_until_offline() -> bool:
         sim.send_noise(b"\x00\xff wrong baud rate garbage\r\n")
-        time.sleep(INTERVAL)
+        return reader.state.status is ScaleStatus.OFFLINE
+
+    wait_for(noise_until_offline, SLOW, "offline while only noise arrives")
     state = reader.state
     assert state.status is ScaleStatus.OFFLINE
     assert state.error is not None and "not stgs frames" in state.error
@@ -154,20 +192,16 @@ def test_unplug_goes_offline_at_once_and_replug_resumes(
 ) -> None:
     wait_state(reader, is_stable(1234), "1234 g stable")
     thread = reader._thread
-    unplugged_at = time.monotonic()
     sim.unplug()
     assert not link.exists() and not link.is_symlink()
-    state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", timeout=1)
-    assert time.monotonic() - unplugged_at < 0.5
-    assert state.error is not None and "disconnected" in state.error
+    # at once: the hang-up itself is seen ("disconnected"), not stale_after_s of silence
+    wait_state(reader, lambda s: disconnected(s.error), "offline: disconnected", SLOW)
     wait_state(reader, lambda s: s.error == f"port {link} not found", "port not found")
 
     sim.set_weight(2500)
-    replugged_at = time.monotonic()
     sim.replug()
     assert os.path.realpath(link) == sim.device
-    wait_state(reader, is_stable(2500), "2500 g stable after replug", timeout=2.5)
-    assert time.monotonic() - replugged_at < 2.0
+    wait_state(reader, is_stable(2500), "2500 g stable after replug", SLOW)
     assert reader._thread is thread  # same reader, never restarted
 
 
@@ -203,7 +237,12 @@ def test_frames_queued_before_open_are_flushed(link: Path) -> None:
         sim.set_weight(8888)
         reader.start()
         wait_state(reader, lambda s: s.error is not None and "open" in s.error, "port open")
-        assert {s.weight_g for s in watch(reader, 0.3)} == {None}
+        sim.send_noise(b"~after the flush~\r\n")  # read after anything left in the line
+        seen = watch_until(
+            reader, lambda: "~after the flush~" in reader.state.recent_frames, "the marker read"
+        )
+        assert {s.weight_g for s in seen} == {None}
+        assert reader.state.recent_frames == ("~after the flush~",)  # nothing queued came in
         sim.silence(False)
         wait_state(reader, lambda s: s.weight_g == 8888, "8888 g")
     finally:
@@ -304,12 +343,17 @@ def test_unplug_hangs_up_an_open_slave(sim: ScaleSimulator, link: Path) -> None:
         wait_for(lambda: select.select([fd], [], [], 0)[0], 2, "a frame")
         assert os.read(fd, 4096).startswith(b"ST,GS,+001.234kg\r\n")  # raw: CR LF kept
         sim.unplug()
-        assert select.select([fd], [], [], 2)[0] == [fd]  # readable: hung up
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # EIO on some kernels
-            data = b""
-        assert data == b""  # EOF: the line is gone
+        late = bytearray()  # frames sent after the read above (a slow machine: a few)
+        while True:
+            assert select.select([fd], [], [], SLOW)[0] == [fd]  # readable: data or hung up
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO on some kernels
+                data = b""
+            if not data:
+                break  # EOF: the line is gone
+            late += data
+        assert bytes(late).replace(b"ST,GS,+001.234kg\r\n", b"") == b"", late
         with pytest.raises(FileNotFoundError):
             os.open(link, os.O_RDWR | os.O_NOCTTY)
         sim.unplug()  # idempotent
@@ -332,11 +376,17 @@ def test_replug_repoints_the_link(sim: ScaleSimulator, link: Path) -> None:
 def test_writes_never_block_when_nobody_reads(link: Path) -> None:
     sim = ScaleSimulator(link, weight_g=1, interval_s=INTERVAL)
     sim.start()
+    thread = sim._thread
     try:
-        started = time.monotonic()
-        for _ in range(20):
-            sim.send_noise(b"x" * 100_000)  # far more than a pty buffers
-        assert time.monotonic() - started < 1
+
+        def flood() -> None:
+            for _ in range(20):
+                sim.send_noise(b"x" * 100_000)  # far more than a pty buffers
+
+        writer = threading.Thread(target=flood, daemon=True)
+        writer.start()
+        writer.join(SLOW)  # a blocking write would never return: nobody reads
+        assert not writer.is_alive(), "send_noise blocked on a full pty"
 
         def attempts() -> int:
             return sim.frames_sent + sim.frames_dropped
@@ -350,9 +400,10 @@ def test_writes_never_block_when_nobody_reads(link: Path) -> None:
 
         wait_for(keep_full_until_a_frame_is_dropped, 3, "a frame dropped on a full buffer")
     finally:
-        stopping = time.monotonic()
         sim.stop()
-        assert time.monotonic() - stopping < 1
+        assert thread is not None
+        thread.join(SLOW)
+        assert not thread.is_alive(), "the frame thread did not stop"
 
 
 def test_stop_removes_the_link(link: Path) -> None:
@@ -393,6 +444,9 @@ class PtyPeer:
         self.answering = True
         self.received = bytearray()
         self.commands: list[bytes] = []
+        self.streamed = 0  # frames streamed (stream_s)
+        self._cycle: list[int] = []
+        self._cycled = 0
         self._state = state
         self._last_sent: bytes | None = None
         self._inbox = bytearray()
@@ -422,6 +476,13 @@ class PtyPeer:
     def set(self, **changes: Any) -> None:
         with self._lock:
             self._state = dataclasses.replace(self._state, **changes)
+
+    def cycle(self, weights: list[int]) -> int:
+        """Stream each next frame with the next of ``weights`` (in turn, from now on;
+        ``[]``: stop, the last one stays); the frames streamed so far."""
+        with self._lock:
+            self._cycle, self._cycled = list(weights), 0
+            return self.streamed
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -469,7 +530,12 @@ class PtyPeer:
                     self._dispatch(command)
                 if self.stream_s is not None and time.monotonic() >= next_frame:
                     next_frame = time.monotonic() + self.stream_s
+                    if self._cycle:
+                        weight = self._cycle[self._cycled % len(self._cycle)]
+                        self._state = dataclasses.replace(self._state, weight_g=weight)
+                        self._cycled += 1
                     self._send(self.spec.encode(self._state))
+                    self.streamed += 1
 
     def _next_command(self) -> bytes | None:
         box = self._inbox
@@ -514,18 +580,22 @@ def polled_reader(link: Path, protocol: str, **kwargs: Any) -> ScaleReader:
 def test_polled_scale_answers_only_when_asked(link: Path, caplog: pytest.LogCaptureFixture) -> None:
     with PtyPeer(link, "mt-sics", SimState(1234, unit="g")) as peer:
         reader = polled_reader(link, "mt-sics")
+        started = time.monotonic()
         reader.start()
         try:
             state = wait_state(reader, is_stable(1234), "1234 g stable")
             assert state.protocol == "mt-sics"
             assert state.frame == "S S    1234.00 g"
-            wait_for(lambda: len(peer.commands) >= 10, 3, "ten polls")
+            wait_for(lambda: len(peer.commands) >= 10, SLOW, "ten polls")
             assert set(peer.commands) == {b"SI\r\n"}
             assert bytes(peer.received).replace(b"SI\r\n", b"") == b""  # nothing else sent
-            polls, started = len(peer.commands), time.monotonic()
-            wait_for(lambda: len(peer.commands) >= polls + 10, 3, "ten more polls")
-            rate = (len(peer.commands) - polls) / (time.monotonic() - started)
-            assert 5 <= rate <= 1.5 / POLL, f"{rate:.1f} polls/s"
+            polls = len(peer.commands)
+            wait_for(lambda: len(peer.commands) >= polls + 10, SLOW, "ten more polls")
+            # never faster than the poll rate: poll n goes out no sooner than (n - 1) * POLL
+            # after the start (a bound from below, whatever the load)
+            polled = len(peer.commands)
+            elapsed = time.monotonic() - started
+            assert polled <= 1 + elapsed / POLL + 1e-6, f"{polled} polls in {elapsed:.2f} s"
 
             peer.set(weight_g=2000, stable=False)
             wait_state(reader, lambda s: s.weight_g == 2000, "2000 g")
@@ -533,14 +603,17 @@ def test_polled_scale_answers_only_when_asked(link: Path, caplog: pytest.LogCapt
             peer.set(stable=True)
             wait_state(reader, is_stable(2000), "2000 g stable")
 
+            logged = len(caplog.records)
             peer.answering = False  # the balance is switched off: no answer to the polls
-            quiet_at = time.monotonic()
-            state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 2)
-            assert STALE - 0.1 <= time.monotonic() - quiet_at <= STALE + 0.3
+            state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", SLOW)
+            seen_at = time.monotonic()
+            assert state.updated_at is not None  # the last answer (reader's clock)
+            assert seen_at - state.updated_at >= STALE, "offline before stale_after_s"
             assert state.error == f"no answer to SI\\r\\n for {STALE:.1f} s"
             assert state.recent_frames[-1] == "S S    2000.00 g"
             # logged once, with the last frames seen, for the error report
-            [offline] = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
+            later = caplog.records[logged:]
+            [offline] = [r.getMessage() for r in later if "offline" in r.getMessage()]
             assert offline.endswith(
                 f"offline: {state.error}; last frames: " + " | ".join(state.recent_frames)
             )
@@ -582,16 +655,22 @@ def test_change_only_scale_keeps_its_last_reading_while_polled(link: Path) -> No
             state = wait_state(reader, lambda s: s.weight_g == 2500, "2500 g")
             assert state.status is ScaleStatus.SETTLING  # no flag: time will tell
             wait_state(reader, is_stable(2500), "2500 g stable by time alone")
-            polls = len(peer.commands)
-            # three stale periods of silence: still 2500 g stable, and still polled
-            seen = watch(reader, 3 * STALE)
+            polls, quiet_since = len(peer.commands), time.monotonic()
+            # silence for three stale periods (at least) and ten more polls, which an Adam
+            # leaves unanswered while the weight stays: still 2500 g stable
+            seen = watch_until(
+                reader,
+                lambda: (
+                    time.monotonic() - quiet_since >= 3 * STALE and len(peer.commands) >= polls + 10
+                ),
+                "three stale periods and ten polls",
+            )
             assert {(s.status, s.weight_g) for s in seen} == {(ScaleStatus.STABLE, 2500)}
-            assert len(peer.commands) >= polls + 10
             peer.set(weight_g=3100)
             wait_state(reader, lambda s: s.weight_g == 3100, "3100 g")
             wait_state(reader, is_stable(3100), "3100 g stable")
             peer.unplug()  # silence is trusted, a vanished port is not
-            wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 1)
+            wait_state(reader, lambda s: disconnected(s.error), "offline: disconnected", SLOW)
         finally:
             reader.stop()
 
@@ -608,12 +687,16 @@ def test_no_flag_family_is_stable_by_the_window(link: Path) -> None:
             assert state.status in (ScaleStatus.UNSTABLE, ScaleStatus.SETTLING)
             wait_state(reader, is_stable(5000), "5000 g stable")
             assert reader.state.frame == "=000.5000"
-            jitter = [5000, 5300, 4700, 5600]
-            seen: list[ScaleState] = []
-            for i in range(12):
-                peer.set(weight_g=jitter[i % 4])
-                seen += watch(reader, INTERVAL)
-            assert ScaleStatus.STABLE not in {s.status for s in seen[3:]}
+            # the peer itself jitters, frame by frame: no delay of this thread can leave
+            # one weight on the line long enough to settle
+            streamed = peer.cycle([5300, 4700, 5600, 5000])
+            seen = watch_until(reader, lambda: peer.streamed >= streamed + 12, "12 jittery frames")
+            peer.cycle([])
+            peer.set(weight_g=7777)  # a frame to recognise: once read, so were those before
+            seen += watch_until(reader, lambda: reader.state.weight_g == 7777, "7777 g read")
+            jittery = [s for s in seen if s.weight_g != 7777]
+            moving = list(itertools.dropwhile(lambda s: s.status is ScaleStatus.STABLE, jittery))
+            assert ScaleStatus.STABLE not in {s.status for s in moving}
         finally:
             reader.stop()
 
@@ -624,16 +707,12 @@ def test_polled_unplug_and_replug(link: Path) -> None:
         reader.start()
         try:
             wait_state(reader, is_stable(4200), "4200 g stable")
-            unplugged_at = time.monotonic()
             peer.unplug()
-            state = wait_state(reader, lambda s: s.status is ScaleStatus.OFFLINE, "offline", 1)
-            assert time.monotonic() - unplugged_at < 0.5
-            assert state.error is not None and "disconnected" in state.error
+            # at once: the hang-up itself is seen, not stale_after_s without answers
+            wait_state(reader, lambda s: disconnected(s.error), "offline: disconnected", SLOW)
             peer.set(weight_g=4300)
-            replugged_at = time.monotonic()
             peer.replug()
-            wait_state(reader, is_stable(4300), "4300 g after replug", timeout=2.5)
-            assert time.monotonic() - replugged_at < 2.0
+            wait_state(reader, is_stable(4300), "4300 g after replug", SLOW)
         finally:
             reader.stop()
 
