@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.grading import bench_grading
+from bench.grading import bench_grade_photo, bench_grading
 from bench.ingest import bench_ingest
 from bench.labels import bench_labels
 from bench.printing import bench_api_to_printer
@@ -41,6 +41,7 @@ if __name__ == "__main__":
     bench_parse()
     bench_stable_to_api()
     bench_grading()
+    bench_grade_photo()
     bench_scan()
     bench_ingest()
     bench_sync()

@@ -26,7 +26,9 @@ import pytest
 import uvicorn
 
 from edge.config import StationConfig, parse_config
+from edge.ids import Now
 from edge.sync import certs
+from rigs.clock import earliest_now
 
 T = TypeVar("T")
 
@@ -162,15 +164,17 @@ class Pki:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.ca = certs.make_ca("Test fleet CA")
+        now = earliest_now()  # valid on the test clock and on the broker's real one
+        self.now = now
+        self.ca = certs.make_ca("Test fleet CA", now=now)
         self.ca_file = self._write("ca", self.ca)
         self.crl_file = folder / "crl.pem"
-        self.crl_file.write_bytes(certs.crl_pem(certs.make_crl(self.ca, [])))
-        broker = certs.issue_broker(self.ca, ["localhost", "127.0.0.1"])
+        self.crl_file.write_bytes(certs.crl_pem(certs.make_crl(self.ca, [], now=now)))
+        broker = certs.issue_broker(self.ca, ["localhost", "127.0.0.1"], now=now)
         self.broker_tls = BrokerTls(
             self.ca_file, self._write("broker", broker), folder / "broker.key", self.crl_file
         )
-        self._foreign_ca = certs.make_ca("Somebody else's CA")
+        self._foreign_ca = certs.make_ca("Somebody else's CA", now=now)
         self._issued: dict[str, tuple[certs.Credential, ClientTls]] = {}
         self._lock = threading.Lock()
         for name in ("site-a", "site-b", "central:ingest-1", "central:ingest-2"):
@@ -187,9 +191,9 @@ class Pki:
         with self._lock:
             if stem not in self._issued:
                 if name.startswith(certs.CENTRAL_PREFIX):
-                    cred = certs.issue_central(ca, name)
+                    cred = certs.issue_central(ca, name, now=self.now)
                 else:
-                    cred = certs.issue_site(ca, name)
+                    cred = certs.issue_site(ca, name, now=self.now)
                 files = ClientTls(
                     self.ca_file, self._write(stem, cred), self.folder / f"{stem}.key"
                 )
@@ -406,12 +410,13 @@ class StationServer:
     process to take), or, for a config made otherwise, on a socket bound here to that
     port."""
 
-    def __init__(self, cfg: StationConfig) -> None:
+    def __init__(self, cfg: StationConfig, now: Now | None = None) -> None:
+        """``now``: the station's clock (default: this process's wall clock)."""
         from edge.station import Station  # imported late: helpers stay usable without devices
         from edge.web.app import create_app
 
         self.cfg = cfg
-        self.station = Station(cfg)
+        self.station = Station(cfg) if now is None else Station(cfg, now=now)
         app = create_app(cfg, self.station)
         config = uvicorn.Config(app, host="127.0.0.1", port=cfg.web.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -56,6 +56,7 @@ class PrinterListener:
         self.jobs: list[bytes] = []
         self.aborted: list[bytes] = []
         self.first_job_byte_at: list[float] = []  # time.perf_counter() of each job's 1st byte
+        self.last_job_byte_at: list[float] = []  # ... and of its last byte (complete jobs)
         self.status_queries: list[int] = []
         self.connections = 0
         self.ended = 0  # connections served to their end (EOF, reset, cut or stop())
@@ -200,6 +201,7 @@ class PrinterListener:
         prefix = bytearray()  # bytes before the job: status requests (or part of one)
         in_job = False
         complete = cut = False
+        last_at = 0.0
         with conn:
             conn.settimeout(POLL_S)
             while not self._stop.is_set():
@@ -232,6 +234,7 @@ class PrinterListener:
                     with self._cond:
                         self.first_job_byte_at.append(time.perf_counter())
                 job += chunk
+                last_at = time.perf_counter()
                 if self.cut_after is not None and len(job) >= self.cut_after:
                     del job[self.cut_after :]  # what it printed before it went off
                     cut = True  # switched off mid-job: reset, unread bytes are lost
@@ -243,5 +246,6 @@ class PrinterListener:
                 self.aborted.append(data)
             elif data:
                 self.jobs.append(data)
+                self.last_job_byte_at.append(last_at)
             self.ended += 1
             self._cond.notify_all()

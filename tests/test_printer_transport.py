@@ -8,9 +8,9 @@ import random
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zxingcpp
@@ -19,23 +19,33 @@ from escpos.printer import Dummy
 from PIL import Image
 
 from edge.printer.escpos_out import as_raster, preview_png, raster_to_escpos
-from edge.printer.label import LotLabel, render_lot_label
+from edge.printer.label import render_label
+from edge.printer.payload import PayloadSigner, verify
 from edge.printer.transport import FileTransport, NetworkTransport, PrinterUnavailable, Transport
 from rigs.escpos_decode import decode
 from rigs.printer_listener import PrinterListener
 
 LOT_ID = "0190a6f2-7c3e-7abc-9def-0123456789ab"
 ICT = timezone(timedelta(hours=7))
-LABEL = LotLabel(
-    site_name="Điểm thu gom Sìn Hồ",
-    producer_name="Nguyễn Thị Hoà – Bản Phìn Hồ",
-    product_name="Sâm Lai Châu",
-    net_g=500,
-    recorded_at=datetime(2026, 11, 23, 10, 38, tzinfo=UTC),
-    lot_id=LOT_ID,
-    seq=7,
-    qr_payload=LOT_ID,
-)
+KEY = bytes(range(32))
+LABEL: dict[str, Any] = {
+    "collection_point": "Điểm thu gom Sìn Hồ",
+    "farmer": "Nguyễn Thị Hoà – Bản Phìn Hồ",
+    "product": "Sâm Lai Châu",
+    "net_g": 500,
+    "recorded_at": datetime(2026, 11, 23, 10, 38, tzinfo=UTC),
+    "lot_id": LOT_ID,
+    "seq": 7,
+}
+
+
+def render_lot_label(data: dict[str, Any], width: int = 384, *, tz: tzinfo) -> Image.Image:
+    return render_label("lot", data, width, signer=PayloadSigner("sin-ho", KEY), tz=tz)
+
+
+def lot_ids(texts: list[str]) -> list[str]:
+    """The lot ids in the signed QR payloads read back."""
+    return [verify(text, KEY).ref for text in texts]
 
 
 @pytest.fixture
@@ -75,17 +85,17 @@ def test_label_job_over_tcp_prints_exactly_the_preview(
     assert same_pixels(printed, img)
     with Image.open(io.BytesIO(png)) as preview:
         assert same_pixels(printed, preview)
-    assert qr_texts(printed) == [LOT_ID]
+    assert lot_ids(qr_texts(printed)) == [LOT_ID]
 
 
 def test_tall_label_is_split_into_raster_blocks_and_stacked_back() -> None:
-    img = render_lot_label(replace(LABEL, producer_name="Giàng Thị Mỷ " * 40), 384, tz=ICT)
+    img = render_lot_label({**LABEL, "farmer": "Giàng Thị Mỷ " * 40}, 384, tz=ICT)
     assert img.height > 960  # python-escpos sends at most 960 rows per GS v 0
     decoded = decode(raster_to_escpos(img))
     assert decoded.commands.count("GS v 0") == -(-img.height // 960)
     (printed,) = decoded.images
     assert same_pixels(printed, img)
-    assert qr_texts(printed) == [LOT_ID]
+    assert lot_ids(qr_texts(printed)) == [LOT_ID]
 
 
 def test_any_image_prints_unscaled_uncentred_and_profile_stays_shared_clean() -> None:

@@ -1,12 +1,12 @@
 """Every committed record reaches central exactly once, whatever breaks on the way.
 
-The real parts end to end (tests/sync_support.py): the station's SQLite database
+The real parts end to end (rigs/sync_support.py): the station's SQLite database
 and its link worker, the fault proxy, the shipped mutual-TLS mosquitto with its
 ACL, and ``edge central ingest`` as a process with a central certificate, storing
 into SQLite (or PostgreSQL). Each test ends with :func:`check_delivery`: central's
 database compared with the station's outbox record by record (every seq 1..N
 once, each body as the station committed it) and every station row confirmed by
-central's acknowledgement. The link's settings (tests/sync_support.FAST_LINK) are
+central's acknowledgement. The link's settings (rigs/sync_support.FAST_LINK) are
 the field's with shorter times: a 3 s ack time-out, 0.05-0.5 s back-off."""
 
 from __future__ import annotations
