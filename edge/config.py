@@ -43,7 +43,11 @@ class SiteConfig(_Section):
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
         description="Site id used in MQTT topics and record ids: lower-case letters, digits, '-'.",
     )
-    name: str = Field("Điểm thu gom mẫu", min_length=1, description="Name printed on labels.")
+    name: str = Field(
+        "Điểm thu gom mẫu",
+        min_length=1,
+        description="Name printed on labels (the labels' text rule: edge.printer.printable).",
+    )
     timezone: str = Field(
         "Asia/Ho_Chi_Minh", description="Zone for dates on labels and for 'today' on the page."
     )
@@ -51,6 +55,14 @@ class SiteConfig(_Section):
         Path("var/site.key"),
         description="The site's secret key signing label QR codes; created (0600) if missing.",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        """On every label: a character no label can print would stop them all."""
+        from edge.printer.printable import printable_text
+
+        return printable_text(value, 1000)
 
     @field_validator("timezone")
     @classmethod

@@ -10,13 +10,13 @@ and its layout (a list of blocks for :mod:`edge.printer.layout`).
 
 Money is integer đồng ("1.250.000 đ"), weights integer grams ("12,345 kg"), times are
 timezone-aware and printed in the site's zone. Text is NFC-normalised with runs of
-whitespace collapsed; control characters are refused.
+whitespace collapsed; control and invisible characters, and characters the label fonts
+have no glyph for, are refused (edge.printer.printable, the rule the API applies too).
 """
 
 from __future__ import annotations
 
 import difflib
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,7 +52,7 @@ from edge.printer.layout import (
 from edge.printer.layout import Barcode128 as Barcode
 from edge.printer.layout import Field as F
 from edge.printer.payload import TRACKING_RE, PayloadKind
-from edge.printer.text import nfc
+from edge.printer.printable import MAX_DONG, UnitPriceDong, phone_number, text_rule
 
 
 # -- formats ------------------------------------------------------------------------------
@@ -89,28 +89,8 @@ def format_local_time(recorded_at: datetime, tz: tzinfo | None = None) -> str:
 
 
 # -- field types --------------------------------------------------------------------------
-def _text(max_len: int) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        text = nfc(value)
-        if not text:
-            raise ValueError("must not be empty")
-        if len(text) > max_len:
-            raise ValueError(f"at most {max_len} characters, got {len(text)}")
-        if any(unicodedata.category(ch)[0] == "C" for ch in text):
-            raise ValueError("contains control or invisible characters")
-        return text
-
-    return check
-
-
-def _phone(value: str) -> str:
-    text = nfc(value)
-    digits = sum(ch.isdigit() for ch in text)
-    if not all(ch.isdigit() or ch in " .+" for ch in text) or not 9 <= digits <= 12:
-        raise ValueError(f"not a phone number (9 to 12 digits, spaces allowed): {value!r}")
-    return text
-
-
+# Text, phone numbers and prices follow the one rule the station's API applies too
+# (edge.printer.printable): what staff can enter is what a label can print.
 def _tracking(value: str) -> str:
     if not TRACKING_RE.fullmatch(value):
         raise ValueError(
@@ -126,13 +106,13 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Name = Annotated[str, Strict(), AfterValidator(_text(1000))]
-LongText = Annotated[str, Strict(), AfterValidator(_text(2000))]
-Phone = Annotated[str, Strict(), AfterValidator(_phone)]
+Name = Annotated[str, Strict(), AfterValidator(text_rule(1000))]
+LongText = Annotated[str, Strict(), AfterValidator(text_rule(2000))]
+Phone = Annotated[str, Strict(), AfterValidator(phone_number)]
 Tracking = Annotated[str, Strict(), AfterValidator(_tracking)]
 Stamp = Annotated[datetime, AfterValidator(_aware)]
 Grams = Annotated[int, Strict(), Field(gt=0, le=100_000_000, description="integer grams")]
-Dong = Annotated[int, Strict(), Field(ge=0, le=10**12, description="integer đồng")]
+Dong = Annotated[int, Strict(), Field(ge=0, le=MAX_DONG, description="integer đồng")]
 Seq = Annotated[int, Strict(), Field(ge=1)]
 
 
@@ -154,7 +134,7 @@ class LotData(LabelData):
 class ReceiptData(LotData):
     """A lot tag's data plus what the farmer is paid and who paid."""
 
-    unit_price_dong: Annotated[Dong, Field(gt=0, description="đồng per kg")]
+    unit_price_dong: UnitPriceDong
     staff: Name
 
     @property

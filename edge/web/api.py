@@ -1,38 +1,53 @@
 """HTTP API routes. Handlers are plain functions (run in a thread pool):
-the station's storage and devices are blocking code."""
+the station's storage and devices are blocking code.
+
+Bodies are strict (a number is not a string, ``true`` is not 1) and what a label prints
+follows the labels' own rule (edge.printer.printable): a name with a zero-width space, a
+control character or a character the label font cannot draw, a blank name or a price out
+of range is a 422 naming the field (edge.web.request_errors), never a record whose label
+can never print, and never a 500.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
+from edge.printer.printable import UnitPriceDong, phone_number, text_rule
 from edge.station import Refused, Station
 from edge.storage.print_queue import PrintQueue
 
 router = APIRouter()
 
+Text120 = Annotated[str, Strict(), AfterValidator(text_rule(120))]
+"""A name or a village: printed on labels, so the labels' rule."""
+Text200 = Annotated[str, Strict(), AfterValidator(text_rule(200))]
+Actor = Annotated[str, Strict(), AfterValidator(text_rule(60))]
+PhoneNumber = Annotated[str, Strict(), AfterValidator(phone_number)]
+RecordId = Annotated[str, Strict(), Field(min_length=1, max_length=64)]
+
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NewProducer(_Body):
-    name: str = Field(min_length=1, max_length=120)
-    phone: str | None = Field(None, max_length=40)
-    village: str | None = Field(None, max_length=120)
+    name: Text120
+    phone: PhoneNumber | None = None
+    village: Text120 | None = None
 
 
 class NewProduct(_Body):
-    name: str = Field(min_length=1, max_length=120)
-    unit_price_dong: int | None = Field(None, ge=0)
+    name: Text120
+    unit_price_dong: UnitPriceDong | None = None
     grading: str | None = Field(None, min_length=1, max_length=40)
 
 
 class NewLot(_Body):
-    producer_id: str = Field(min_length=1)
-    product_id: str = Field(min_length=1)
+    producer_id: RecordId
+    product_id: RecordId
 
 
 class SimulatorCommand(_Body):
@@ -43,8 +58,8 @@ class SimulatorCommand(_Body):
 
 
 class Reprint(_Body):
-    reason: str = Field(min_length=1, max_length=200)
-    actor: str = Field("staff", min_length=1, max_length=60)
+    reason: Text200
+    actor: Actor = "staff"
 
 
 def _station(request: Request) -> Station:

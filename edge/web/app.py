@@ -9,9 +9,11 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edge import __version__
@@ -23,6 +25,7 @@ from edge.storage.photos import PhotoStorageError
 from edge.storage.store import NotFound
 from edge.web.api import router
 from edge.web.photo_api import router as photo_router
+from edge.web.request_errors import http_error, invalid_request
 
 
 def error_body(code: str, message: str, message_en: str) -> dict[str, dict[str, str]]:
@@ -78,13 +81,17 @@ def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
-            parts.append(f"{where}: {err['msg']}")
-        detail = "; ".join(parts)
-        msg = f"Yêu cầu không hợp lệ: {detail}"
-        return JSONResponse(error_body("invalid_request", msg, f"invalid request: {detail}"), 422)
+        """Each field refused, why, in Vietnamese and English (edge.web.request_errors)."""
+        return JSONResponse(invalid_request(exc.errors()), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error_shaped(request: Request, exc: StarletteHTTPException) -> Response:
+        """Under /api the API's error body (a body that is not UTF-8 is a 400 saying so);
+        the page's files keep FastAPI's own."""
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        code, vi, en = http_error(exc.status_code, request.url.path, str(exc.detail))
+        return JSONResponse(error_body(code, vi, en), exc.status_code, headers=exc.headers)
 
     static = resources.files("edge.web").joinpath("static")
     app.mount("/", _Revalidated(directory=str(static), html=True), name="static")

@@ -18,6 +18,7 @@ from edge.camera.capture import Fault
 from edge.camera.intake import Intake, IntakeError
 from edge.camera.photos import too_large
 from edge.station import Station
+from edge.web.api import Actor
 
 router = APIRouter()
 
@@ -31,12 +32,12 @@ class _Body(BaseModel):
 
 class GradeBody(_Body):
     grade: str = Field(min_length=1, max_length=20)
-    by: str = Field(min_length=1, max_length=60, pattern=r"\S")
+    by: Actor  # who confirmed: a person's name, by the labels' rule (edge.web.api)
 
 
 class ProductGrading(_Body):
     grading: str | None = Field(min_length=1, max_length=40)
-    actor: str = Field("staff", min_length=1, max_length=60)
+    actor: Actor = "staff"
 
 
 class CameraCommand(_Body):

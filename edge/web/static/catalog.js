@@ -138,7 +138,7 @@ async function saveProduct(form) {
   let price = null;
   if (priceText !== null) {
     price = Number(priceText.replace(/[.\s]/g, ""));
-    if (!Number.isInteger(price) || price < 0) {
+    if (!Number.isInteger(price) || price <= 0) {
       showMessage("error", both("price_invalid"));
       return false;
     }

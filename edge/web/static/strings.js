@@ -111,7 +111,7 @@ export const STRINGS = {
     producer_added: "Đã thêm nông dân: {name}",
     product_added: "Đã thêm sản phẩm: {name}",
     name_required: "Nhập tên trước khi lưu.",
-    price_invalid: "Giá phải là số nguyên, không âm (đồng).",
+    price_invalid: "Giá phải là số nguyên lớn hơn 0 (đồng/kg).",
     network_error: "Không liên lạc được với trạm. Kiểm tra Wi-Fi rồi thử lại.",
     record_unknown:
       "Không nhận được trả lời từ trạm. Xem danh sách “Lô hôm nay” xem lô đã được ghi chưa trước khi bấm lại.",
@@ -257,7 +257,7 @@ export const STRINGS = {
     producer_added: "Farmer added: {name}",
     product_added: "Product added: {name}",
     name_required: "Enter a name before saving.",
-    price_invalid: "The price must be a whole, non-negative number of đồng.",
+    price_invalid: "The price must be a whole number of đồng per kg, above 0.",
     network_error: "Cannot reach the station. Check the Wi-Fi and try again.",
     record_unknown:
       "No answer from the station. Check “Today's lots” to see whether the lot was recorded before pressing again.",
