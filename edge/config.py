@@ -23,8 +23,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from edge.defaults import GRADING_RULES, PRINTER_PROFILES, SCALE_PROFILES
+from edge.netaddr import is_loopback_host
 from edge.tomlfile import read_toml, unknown_key
 
 if TYPE_CHECKING:
@@ -334,7 +336,18 @@ class MqttConfig(_Section):
     )
     username: str | None = None
     password: str | None = None
-    tls: TlsConfig | None = Field(None, description="Mutual TLS; without it the link is plain.")
+    tls: TlsConfig | None = Field(
+        None,
+        description="Mutual TLS. Without it the link is plain MQTT, which the station only "
+        "runs to a broker on this machine, or with insecure_plaintext = true.",
+    )
+    insecure_plaintext: bool = Field(
+        False,
+        validate_default=True,
+        description="Run plain MQTT (no [mqtt.tls]) to a broker on another machine: records "
+        "cross the network readable and forgeable. Only on a trusted test network; the "
+        "station then warns in its log, on its page and in telemetry.",
+    )
     batch_max_records: int = Field(
         100, ge=1, le=5000, description="Records packed into one batch at most."
     )
@@ -362,6 +375,29 @@ class MqttConfig(_Section):
         0.0, ge=0, description="0: none. Else low-priority streams stop near this MB a month."
     )
     telemetry_every_s: float = Field(300.0, ge=10, le=86400)
+
+    @field_validator("insecure_plaintext")
+    @classmethod
+    def _plaintext_said(cls, value: bool, info: ValidationInfo) -> bool:
+        """Plain MQTT off this machine only when the file says so."""
+        data = info.data
+        if value or not data.get("enabled") or "tls" not in data or "host" not in data:
+            return value  # (a bad tls or host section has its own error)
+        if data["tls"] is None and not is_loopback_host(data["host"]):
+            raise PydanticCustomError(
+                "plaintext_refused",
+                "no [mqtt.tls] section, and the broker {host} is not on this machine: records "
+                "would cross the network unencrypted, and anyone on the way could read or "
+                "forge them. Add [mqtt.tls] (edge certs site <site.id> makes the files), or, "
+                "only on a trusted test network, set insecure_plaintext = true",
+                {"host": repr(data["host"])},
+            )
+        return value
+
+    @property
+    def plaintext_off_host(self) -> bool:
+        """The link runs plain MQTT (no TLS) to a broker on another machine."""
+        return self.enabled and self.tls is None and not is_loopback_host(self.host)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MqttConfig:
@@ -477,8 +513,11 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
             reason = unknown_key(str(loc[-1]), known)
         elif err["type"] == "missing":
             reason = "required key is missing"
+        elif err["type"] == "plaintext_refused":
+            reason = err["msg"]  # says what to do; the value (false) tells nothing
         else:
-            reason = f"{err['msg']} (got {err.get('input')!r})"
+            msg = err["msg"].removeprefix("Value error, ")
+            reason = f"{msg} (got {err.get('input')!r})"
         problems.append((_key_path(loc), reason))
     return problems
 

@@ -42,6 +42,11 @@ def test_good_file_passes_config_check(capsys: pytest.CaptureFixture[str]) -> No
     assert "OK" in capsys.readouterr().out
 
 
+def plain_to(host: str, extra: str = "") -> str:
+    """An [mqtt] section: enabled, no [mqtt.tls], broker ``host``."""
+    return f'[mqtt]\nenabled = true\nhost = "{host}"\n{extra}'
+
+
 @pytest.mark.parametrize(
     ("text", "key", "reason"),
     [
@@ -52,6 +57,16 @@ def test_good_file_passes_config_check(capsys: pytest.CaptureFixture[str]) -> No
         ('[printer]\ntype = "laser"\n', "printer", "does not match any of the expected tags"),
         ('[storag]\npath = "x.db"\n', "storag", "did you mean 'storage'"),
         ("[web\nport = 1\n", "(syntax)", "not valid TOML"),
+        ('[site]\nname = "Sìn\u200bHồ"\n', "site.name", "invisible character U+200B"),
+        (
+            plain_to("broker.example.org"),
+            "mqtt.insecure_plaintext",
+            "set insecure_plaintext = true",
+        ),
+        (plain_to("192.0.2.10"), "mqtt.insecure_plaintext", "is not on this machine"),
+        (plain_to("0.0.0.0"), "mqtt.insecure_plaintext", "Add [mqtt.tls]"),
+        (plain_to("localhost.example.org"), "mqtt.insecure_plaintext", "unencrypted"),
+        (plain_to("::ffff:10.0.0.1"), "mqtt.insecure_plaintext", "'::ffff:10.0.0.1'"),
     ],
 )
 def test_errors_name_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -95,3 +110,46 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert done.value.code == 0
         out = capsys.readouterr().out
         assert out.startswith(f"usage: edge {' '.join(path)}".rstrip()), (path, out[:80])
+
+
+@pytest.mark.parametrize(
+    ("text", "off_host"),
+    [
+        (plain_to("localhost"), False),
+        (plain_to("127.0.0.1"), False),
+        (plain_to("127.3.2.1"), False),
+        (plain_to("::1"), False),
+        (plain_to("broker.example.org", "insecure_plaintext = true\n"), True),
+        (plain_to("192.0.2.10", "insecure_plaintext = true\n"), True),
+        ('[mqtt]\nhost = "broker.example.org"\n', False),  # not enabled: never connects
+        (
+            plain_to("broker.example.org")
+            + '[mqtt.tls]\nca_file = "ca.pem"\ncert_file = "s.pem"\nkey_file = "s.key"\n',
+            False,
+        ),
+    ],
+)
+def test_plain_mqtt_only_to_this_machine_or_when_the_file_says_so(
+    tmp_path: Path, text: str, off_host: bool
+) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(text, encoding="utf-8")
+    assert load_config(f).mqtt.plaintext_off_host is off_host
+
+
+def test_plain_mqtt_to_another_machine_is_refused_by_config_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "station.toml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    tls = text.index("\n[mqtt.tls]")
+    bad.write_text(text[:tls] + text[text.index("\n[storage]") :], encoding="utf-8")
+    assert main(["config", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: mqtt.insecure_plaintext: no [mqtt.tls] section" in err
+    assert "'broker.example.invalid' is not on this machine" in err
+    said = bad.read_text(encoding="utf-8").replace(
+        "[mqtt]\n", "[mqtt]\ninsecure_plaintext = true\n"
+    )
+    bad.write_text(said, encoding="utf-8")
+    assert main(["config", "check", str(bad)]) == 0

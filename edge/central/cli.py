@@ -15,6 +15,7 @@ from edge.central.core import BrokerUrlError, DbUrlError, parse_broker_url, pars
 from edge.central.ingest import Ingest, TlsFiles
 from edge.central.status import StatusServer
 from edge.central.store import StoreError, open_store
+from edge.netaddr import is_loopback_host
 
 log = logging.getLogger("edge.central")
 
@@ -43,12 +44,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     try:
         tls = _tls(args)
-        if parse_broker_url(args.broker).tls and tls is None:
+        address = parse_broker_url(args.broker)
+        if address.tls and tls is None:
             raise BrokerUrlError(f"{args.broker} is TLS: give --tls-ca, --tls-cert and --tls-key")
+        plaintext = tls is None and not is_loopback_host(address.host)
+        if plaintext and not args.insecure_plaintext:
+            raise BrokerUrlError(
+                f"{args.broker} is plain MQTT to another machine: the stations' records and "
+                "central's acks would cross the network unencrypted and forgeable; use "
+                "mqtts:// with --tls-ca, --tls-cert and --tls-key, or, only on a trusted "
+                "test network, pass --insecure-plaintext"
+            )
         parse_db_url(args.db)
     except (DbUrlError, BrokerUrlError) as exc:
         print(f"edge central ingest: {exc}", file=sys.stderr)
         return 2
+    if plaintext:
+        log.warning(
+            "INSECURE: plain MQTT without TLS to %s:%s (--insecure-plaintext): records and "
+            "acks cross the network unencrypted and anyone on the way can read or forge them",
+            address.host,
+            address.port,
+        )
     try:
         store = open_store(args.db)
     except StoreError as exc:
@@ -146,6 +163,13 @@ def add_central_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     ingest.add_argument("--tls-ca", help="CA certificate of the broker (PEM)")
     ingest.add_argument("--tls-cert", help="this ingest's client certificate (PEM)")
     ingest.add_argument("--tls-key", help="its private key (PEM)")
+    ingest.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="allow a plain mqtt:// broker on another machine (no TLS: records readable and "
+        "forgeable on the way); only for a trusted test network. A broker on this machine "
+        "(localhost, 127.0.0.0/8, ::1) needs no flag",
+    )
     ingest.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )

@@ -4,6 +4,7 @@ and configuration hash. The station calls :func:`build_link` once at start."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from edge.sync.connection import config_hash
 from edge.sync.mqtt import MqttSync
 from edge.sync.telemetry import Sources, collect, software_version
 from edge.sync.usage import LinkUsage
+
+log = logging.getLogger(__name__)
 
 Devices = Callable[[], Mapping[str, Any]]
 
@@ -33,7 +36,16 @@ def station_outbox(cfg: StationConfig, store: Store) -> Outbox:
 def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None) -> MqttSync:
     """The link worker on ``store`` (a connection of its own: it runs in its own
     thread). ``devices`` gives ``{"scale": {...}, "printer": {...}, "camera": {...}}``
-    for telemetry."""
+    for telemetry. A plain link to another machine (``insecure_plaintext``) is warned
+    about here, once at start, and said in every telemetry record."""
+    if cfg.mqtt.plaintext_off_host:
+        log.warning(
+            "INSECURE: the link to central is plain MQTT without TLS to %s:%s (mqtt."
+            "insecure_plaintext = true): records cross the network unencrypted and anyone "
+            "on the way can read or forge them; set up [mqtt.tls] before real use",
+            cfg.mqtt.host,
+            cfg.mqtt.port,
+        )
     outbox = station_outbox(cfg, store)
 
     def streams() -> Mapping[str, Any]:
@@ -53,6 +65,7 @@ def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None)
         outbox=streams,
         last_confirmed=last_confirmed,
         devices=devices,
+        link_plaintext=cfg.mqtt.plaintext_off_host,
     )
 
     def telemetry(now: datetime) -> dict[str, Any]:

@@ -29,6 +29,8 @@ Fields (``null`` when unknown):
 ``outbox``         per stream: ``{"depth": rows waiting, "oldest_age_s": s}``
 ``last_confirmed_at`` wall time central last confirmed a batch
 ``devices``        ``{"scale": {...}, "printer": {...}, "camera": {...}}``
+``link_plaintext`` only when the link runs plain MQTT (no TLS) to a broker on another
+                   machine (``[mqtt] insecure_plaintext``): ``true``
 ``errors``         only when a source failed: ``{source: "Type: message"}``
 ================== ===========================================================
 """
@@ -296,7 +298,8 @@ class Sources:
     ``stream_status``, see :func:`outbox_summary`), ``last_confirmed`` (the
     time of the last central acknowledgement; default: the newest
     ``last_confirmed_at`` in the outbox status) and ``devices`` (one small dict
-    per device, e.g. ``{"status": "online", "error": None}``).
+    per device, e.g. ``{"status": "online", "error": None}``). ``link_plaintext``:
+    the link runs without TLS to another machine (said in every record).
     """
 
     storage_path: Path = Path("var/station.db")
@@ -308,6 +311,7 @@ class Sources:
     outbox: Callable[[], Mapping[str, Any]] | None = None
     last_confirmed: Callable[[], datetime | str | None] | None = None
     devices: Callable[[], Mapping[str, Any]] | None = None
+    link_plaintext: bool = False
     disk_usage: Callable[[Path], DiskUsage] = field(
         default=lambda p: DiskUsage(*shutil.disk_usage(p))
     )
@@ -360,6 +364,8 @@ def collect(now: datetime, sources: Sources) -> dict[str, Any]:
         "last_confirmed_at": _confirmed_iso(confirmed),
         "devices": jsonable(devices) if isinstance(devices, Mapping) else None,
     }
+    if sources.link_plaintext:
+        record["link_plaintext"] = True  # central must see an unencrypted station
     if errors:
         record["errors"] = errors
         log.debug("telemetry sources failed: %s", errors)

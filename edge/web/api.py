@@ -101,6 +101,7 @@ def state(request: Request) -> dict[str, Any]:
         },
         "outbox": st.outbox_status(),
         "link": st.link_status().value,
+        "link_plaintext": st.cfg.mqtt.plaintext_off_host,  # no TLS, off this machine
         "camera": st.photos.state_json(),
     }
 

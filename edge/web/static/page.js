@@ -35,6 +35,7 @@ export const el = {
   message: $("message"),
   outboxPending: $("outbox-pending"),
   linkStatus: $("link-status"),
+  linkPlaintext: $("link-plaintext"),
   printerStatus: $("printer-status"),
   printerQueued: $("printer-queued"),
   printerError: $("printer-error"),

@@ -2,9 +2,10 @@
  *
  * Polls GET /api/state every 500 ms (every 5 s while the page is hidden) and shows
  * it: the weight in big digits, the scale's status, tare and zero, the status card
- * (outbox, central link, printer, camera) and the connection-lost banner. The record
- * button is enabled only when a farmer, a product and a stable positive weight are
- * there; it says why not. recordLot() records and prints, then opens the photo step.
+ * (outbox, central link with a warning when it runs without TLS, printer, camera)
+ * and the connection-lost banner. The record button is enabled only when a farmer,
+ * a product and a stable positive weight are there; it says why not. recordLot()
+ * records and prints, then opens the photo step.
  */
 import { api, ApiError } from "./api.js";
 import { formatKg, formatTime, setSiteTimeZone } from "./format.js";
@@ -51,6 +52,7 @@ export function renderState() {
       node.textContent = "–";
       node.dataset.status = "unknown";
     }
+    el.linkPlaintext.hidden = true;
     el.printerQueued.textContent = "";
     el.printerError.hidden = true;
     updateRecordButton();
@@ -82,6 +84,9 @@ export function renderState() {
   el.linkStatus.textContent = ["disabled", "connecting", "online", "offline", "conflict", "disk_full"].includes(link)
     ? t("link_" + link)
     : String(link);
+  // Plain MQTT to another machine ([mqtt] insecure_plaintext): said until it is fixed.
+  el.linkPlaintext.hidden = station.link_plaintext !== true;
+  el.linkPlaintext.textContent = station.link_plaintext === true ? t("link_plaintext") : "";
 
   const printer = station.printer || {};
   const pstatus = printer.status || "unknown";
