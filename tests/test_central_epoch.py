@@ -66,10 +66,13 @@ def test_a_second_database_under_one_site_id_is_refused_and_shown(store: Central
     assert conflict["at"].endswith("Z")
     row = store.stream_rows()[0]
     assert (row.contiguous, row.highest, row.records, row.epoch) == (50, 50, 50, OLD)
-    # The first database goes on as before; a sender from before epochs is accepted.
+    # The first database goes on as before; a batch without an epoch is not stored
+    # now that central holds one (whose seqs would those be?).
     assert store.store_batches([batch(SITE, 51, 55, epoch=OLD)])[0].upto == 55
     (legacy,) = store.store_batches([batch(SITE, 56, 57)])
-    assert (legacy.upto, legacy.epoch, legacy.conflict) == (57, OLD, "")
+    assert (legacy.upto, legacy.inserted, legacy.epoch) == (55, 0, OLD)
+    assert (legacy.conflict, legacy.missing_epoch) == ("", True)
+    assert store.seqs(SITE, "records") == list(range(1, 56))
     assert store.sites()[0]["epoch_conflict"]["seen"] == NEW  # still shown
 
 
@@ -89,6 +92,8 @@ def test_the_first_epoch_sets_it_an_empty_one_does_not(store: CentralStore) -> N
     assert (p.upto, p.epoch) == (5, "")
     (p,) = store.store_batches([batch(SITE, 6, 8, epoch=NEW)])  # the same one, upgraded
     assert (p.upto, p.epoch, p.conflict) == (8, NEW, "")
+    (p,) = store.store_batches([batch(SITE, 9, 9)])  # no epoch any more: refused
+    assert (p.upto, p.inserted, p.missing_epoch) == (8, 0, True)
     (p,) = store.store_batches([batch(SITE, 9, 9, epoch=OLD)])
     assert (p.upto, p.conflict) == (8, OLD)
     assert store.sites()[0]["epoch_conflict"] is not None
@@ -189,7 +194,7 @@ def test_a_central_database_from_before_epochs_migrates(url: str) -> None:
         assert (p.upto, p.epoch) == (5, OLD)
         assert s.store_batches([batch(SITE, 1, 6, epoch=NEW)])[0].conflict == NEW
         assert s.seqs(SITE, "records") == [1, 2, 3, 4, 5]
-    assert schema_version(url) == "2"
+    assert schema_version(url) == "3"
     with open_store(url) as s:  # opened again: nothing to migrate, nothing lost
         assert s.contiguous(SITE, "records") == 5
         assert s.sites()[0]["epoch_conflict"]["stored"] == OLD
@@ -200,9 +205,9 @@ def test_a_newer_central_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     with conn:
         conn.execute(V1_SQLITE[0])
-        conn.execute("INSERT INTO central_meta VALUES ('schema_version', '3')")
+        conn.execute("INSERT INTO central_meta VALUES ('schema_version', '4')")
     conn.close()
-    with pytest.raises(StoreError, match="schema version 3, this program knows 2"):
+    with pytest.raises(StoreError, match="schema version 4, this program knows 3"):
         open_store(f"sqlite:///{path}")
 
 
@@ -273,7 +278,7 @@ def test_two_epochs_in_one_ingest_group_are_stored_one_after_the_other(tmp_path:
         group = ingest._prepare([first, second, item(batch(SITE, 6, 7, epoch=OLD))])
         assert [i.batch.epoch for i in group.items if i.batch] == [OLD, OLD]
         assert group.plan is not None and group.plan.epochs == {(SITE, "records"): OLD}
-        assert ingest._queue.get_nowait() is second  # decoded once, kept for the next group
+        assert ingest._queue.take(5, 0) == [second]  # decoded once, kept for the next group
         later = ingest._prepare([second])
         assert [i.batch.epoch for i in later.items if i.batch] == [NEW]
         assert store.store_plan(group.plan)[0].upto == 7

@@ -21,7 +21,7 @@ from edge.central.ingest import Ingest, TlsFiles
 from edge.central.sqlite_store import SqliteStore
 from edge.central.status import StatusServer
 from edge.central.store import CentralStore, open_store
-from edge.sync.envelope import Batch, encode_batch
+from edge.sync.envelope import encode_batch
 from rigs.helpers import Broker, session_pki, wait_for
 from tests.central_support import Station, batch, lot, pg_schema
 
@@ -115,13 +115,15 @@ def test_garbage_is_counted_and_logged_not_fatal(
         wait_for(lambda: ingest.counters.snapshot()["rejected"] == 6, 10, "six rejected")
         assert sqlite_store.seqs(SITE, "records") == [1, 2, 3, 4, 5]
         assert sqlite_store.seqs("ta-phin", "records") == []
-        text = caplog.text
+        rejected = ingest.status()["rejected_by_site"][SITE]
+        assert rejected["by_reason"] == {"undecodable": 3, "wrong_topic": 2, "invalid_status": 1}
+        assert rejected["total"] == 6 and rejected["garbage"] is True  # 5 within 10 minutes
+        text = caplog.text  # once per site and reason (then at most once a minute)
         assert f"site {SITE}: rejected" in text
-        assert "not a zstd frame" in text
-        assert "empty payload" in text
-        assert "not valid CBOR" in text
+        assert "not a zstd frame" in text  # the first undecodable one
+        assert "empty payload" not in text and "not valid CBOR" not in text
         assert "batch says site 'ta-phin'" in text
-        assert "batch says stream 'records' but arrived on the 'telemetry' topic" in text
+        assert "arrived on the 'telemetry' topic" not in text  # the second wrong topic
         assert "status payload is not UTF-8" in text
     finally:
         ingest.stop()
@@ -277,6 +279,18 @@ def test_over_mutual_tls_with_the_shipped_acl(
         broker.stop()
 
 
+REFUSING_SQLITE = (
+    "CREATE TRIGGER refuse_odd BEFORE INSERT ON records WHEN NEW.seq = 6 "
+    "BEGIN SELECT RAISE(ABORT, 'seq 6 refused by a constraint'); END"
+)
+REFUSING_PG = [
+    "CREATE FUNCTION refuse_odd() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF NEW.seq = 6 THEN RAISE EXCEPTION 'seq 6 refused' USING ERRCODE = '22P05'; END IF; "
+    "RETURN NEW; END $$",
+    "CREATE TRIGGER refuse_odd BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION refuse_odd()",
+]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_batch_the_database_refuses_is_rejected_the_rest_stored(
     kind: str,
@@ -285,26 +299,37 @@ def test_a_batch_the_database_refuses_is_rejected_the_rest_stored(
     station: Station,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A batch that decodes but that the database cannot hold (a seq beyond 64
-    bits) is rejected and logged; batches around it, even in the same
-    transaction, are stored."""
+    """A valid batch that the database refuses (a constraint on its values: what a
+    NUL in jsonb or a lone surrogate for SQLite would do, which the validator stops
+    before) is refused for good: PUBACKed, counted, answered with a refusal, never
+    retried; batches around it, even in the same transaction, are stored, and its
+    range counts as done, so the ack moves past it."""
     caplog.set_level(logging.WARNING, logger="edge.central")
-    huge = 2**63
-    bad = [Batch(SITE, "records", "big", huge, huge, ({**lot(1), "seq": huge},))]
     with ExitStack() as stack:
         if kind == "sqlite":
             store = stack.enter_context(open_store(f"sqlite:///{tmp_path}/central.db"))
+            conn = sqlite3.connect(tmp_path / "central.db")
+            conn.execute(REFUSING_SQLITE)
+            conn.commit()
+            conn.close()
         else:
-            store = stack.enter_context(open_store(stack.enter_context(pg_schema())))
+            url = stack.enter_context(pg_schema())
+            store = stack.enter_context(open_store(url))
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as pg:
+                for statement in REFUSING_PG:
+                    pg.execute(statement)
         ingest = start_ingest(store, broker)
         stack.callback(ingest.stop)
         station.publish(batch(SITE, 1, 5))
-        for b in bad:
-            station.publish(b)
+        station.publish(batch(SITE, 6, 6))
         station.publish(batch(SITE, 7, 9))
-        want = len(bad)
-        wait_for(lambda: ingest.counters.snapshot()["rejected"] == want, 10, "refused batches")
+        wait_for(lambda: ingest.counters.snapshot()["rejected"] == 1, 10, "the refused batch")
         wait_for(lambda: ingest.counters.snapshot()["batches"] == 2, 10, "the good batches")
+        wait_for(lambda: station.upto() == 9, 10, "ack 9: seq 6 refused, counted as done")
         assert store.seqs(SITE, "records") == [1, 2, 3, 4, 5, 7, 8, 9]
-        wait_for(lambda: station.upto() == 5, 10, "ack 5 (6 is missing)")
-        assert "store refused the batch" in caplog.text
+        (refusal,) = [a.refused for a in station.received if a.refused is not None]
+        assert (refusal.first, refusal.last, refusal.reason) == (6, 6, "store_refused")
+        assert ingest.status()["rejected_by_site"][SITE]["by_reason"] == {"store_refused": 1}
+        assert "refused records:6-6:1" in caplog.text

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -169,17 +170,76 @@ def epoch_groups(batches: Iterable[B]) -> list[list[B]]:
     return [members for _, members in groups]
 
 
-def epoch_verdict(stored: str | None, seen: str) -> tuple[str | None, bool]:
-    """(the epoch to keep for a (site, stream), whether the batch is refused) when
-    central holds ``stored`` for it and a batch of epoch ``seen`` arrives. The first
-    epoch sets it; a batch without one (a sender older than epochs) is accepted and
-    sets nothing; another epoch than the stored one is refused: its seqs number
-    another database's records, which central would drop as duplicates."""
+EPOCH_OK = ""
+EPOCH_CONFLICT = "conflict"
+EPOCH_MISSING = "missing"
+
+
+def epoch_verdict(stored: str | None, seen: str) -> tuple[str | None, str]:
+    """(the epoch to keep for a (site, stream), the verdict) when central holds
+    ``stored`` for it and a batch of epoch ``seen`` arrives. The first epoch sets it
+    (:data:`EPOCH_OK`); while central holds none, a batch without one (a sender older
+    than epochs) is accepted too and sets nothing. Another epoch than the stored one
+    is :data:`EPOCH_CONFLICT`: its seqs number another database's records, which
+    central would drop as duplicates. No epoch once central holds one is
+    :data:`EPOCH_MISSING`: central cannot tell whose seqs those are, so it refuses
+    them too."""
     if not seen:
-        return stored, False
+        return stored, EPOCH_MISSING if stored else EPOCH_OK
     if not stored:
-        return seen, False
-    return stored, stored != seen
+        return seen, EPOCH_OK
+    return stored, EPOCH_OK if stored == seen else EPOCH_CONFLICT
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A batch central will never store, whose header decoded (so the station can be
+    told): its range, epoch, the reason code, the first bad seq and a detail text."""
+
+    site: str
+    stream: str
+    first: int
+    last: int
+    epoch: str
+    reason: str
+    seq: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class RefusedProgress:
+    """After a refusal is recorded: the contiguous mark of its (site, stream) (its
+    range counts as done once recorded), the epoch the ack carries and the epoch
+    verdict. Recorded only with :data:`EPOCH_OK`; with :data:`EPOCH_MISSING` the ack
+    says ``upto`` 0 without an epoch (it confirms nothing, whoever receives it); with
+    :data:`EPOCH_CONFLICT` there is no ack."""
+
+    refused: Refused
+    upto: int
+    epoch: str
+    verdict: str
+
+
+def advance_upto(
+    upto: int,
+    highest: int,
+    refused_upto: int,
+    run_end: Callable[[int], int],
+    refused_end: Callable[[int], int],
+) -> int:
+    """The contiguous mark past ``upto``: through runs of stored records (``run_end``:
+    the end of the run starting at upto + 1, or upto) and refused ranges
+    (``refused_end``: the end of a refused range holding upto + 1, or upto), in turn,
+    while either moves it. ``highest`` (stored) and ``refused_upto`` (refused) bound
+    what can be found, so the common case asks the database nothing."""
+    while True:
+        moved = upto
+        if upto < highest:
+            upto = max(upto, run_end(upto))
+        if upto < refused_upto:
+            upto = max(upto, refused_end(upto))
+        if upto == moved:
+            return upto
 
 
 def epoch_conflict_text(p: StreamProgress) -> str:
@@ -232,9 +292,28 @@ def record_id(record: Mapping[str, Any]) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+STATUS_MAX_BYTES = 1024
+"""A status message is at most this (a real one is under 100 bytes)."""
+STATUS_MAX_FIELDS = 16
+STATUS_MAX_TEXT = 200
+_STATUS_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_STATUS_STATE = re.compile(r"^[a-z][a-z_]{0,31}$")
+_BAD_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"status JSON holds {name}, which is not a number")
+
+
 def parse_status_payload(payload: bytes) -> dict[str, Any]:
     """A station's retained status: JSON ``{"state": ...}`` (v2) or plain
-    ``online``/``offline`` (v1). Raises ValueError naming what is wrong."""
+    ``online``/``offline`` (v1). Raises ValueError naming what is wrong: not UTF-8,
+    more than :data:`STATUS_MAX_BYTES`, not one flat JSON object of at most
+    :data:`STATUS_MAX_FIELDS` fields, a text longer than :data:`STATUS_MAX_TEXT` or
+    holding a control character, NUL or a lone surrogate (even as a ``\\u`` escape),
+    a number that is not finite."""
+    if len(payload) > STATUS_MAX_BYTES:
+        raise ValueError(f"status payload of {len(payload)} bytes, more than {STATUS_MAX_BYTES}")
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -242,12 +321,37 @@ def parse_status_payload(payload: bytes) -> dict[str, Any]:
     if text in ("online", "offline"):
         return {"state": text}
     try:
-        data = json.loads(text)
-    except ValueError:
-        shown = text[:40]
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        shown = text[:40].encode("unicode_escape").decode("ascii")
         raise ValueError(f"status payload is neither JSON nor online/offline: {shown!r}") from None
     if not isinstance(data, dict) or not isinstance(data.get("state"), str):
         raise ValueError("status JSON has no string 'state'")
+    if len(data) > STATUS_MAX_FIELDS:
+        raise ValueError(f"status JSON has {len(data)} fields, more than {STATUS_MAX_FIELDS}")
+    for key, value in data.items():
+        if not _STATUS_KEY.match(key):
+            raise ValueError(
+                f"status field name {key.encode('unicode_escape')[:40]!r} is not allowed"
+            )
+        if value is None or isinstance(value, bool | int):
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):  # 1e999
+                raise ValueError(f"status field {key} is not a finite number")
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"status field {key} is a {type(value).__name__}, not a value")
+        if len(value) > STATUS_MAX_TEXT:
+            raise ValueError(f"status field {key} is {len(value)} characters long")
+        if _BAD_TEXT.search(value):
+            raise ValueError(
+                f"status field {key} holds a control character, NUL or a lone surrogate"
+            )
+    if not _STATUS_STATE.match(data["state"]):
+        raise ValueError(
+            f"status state {data['state'][:40].encode('unicode_escape')!r} is not a state"
+        )
     return data
 
 
@@ -262,6 +366,7 @@ class StreamProgress:
     duplicates: int
     epoch: str = ""  # the epoch central holds for it (what the ack carries)
     conflict: str = ""  # the refused epoch when the batches were not stored
+    missing_epoch: bool = False  # not stored: no epoch, and central holds one
 
 
 Row = tuple[str, str, int, str, str | None, str]

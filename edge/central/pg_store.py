@@ -20,11 +20,17 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from edge.central.core import (
+    EPOCH_CONFLICT,
+    EPOCH_MISSING,
+    EPOCH_OK,
     DbUrlError,
     GroupPlan,
+    Refused,
+    RefusedProgress,
     SiteRow,
     StreamProgress,
     StreamRow,
+    advance_upto,
     covered_upto,
     epoch_verdict,
 )
@@ -60,6 +66,19 @@ SCHEMA = [
         conflict_epoch text,
         conflict_at timestamptz,
         PRIMARY KEY (site, stream))""",
+    """CREATE TABLE IF NOT EXISTS refused (
+        site text NOT NULL,
+        stream text NOT NULL,
+        first_seq bigint NOT NULL,
+        last_seq bigint NOT NULL,
+        epoch text,
+        reason text NOT NULL,
+        seq bigint NOT NULL,
+        detail text NOT NULL,
+        times bigint NOT NULL DEFAULT 1,
+        first_at timestamptz NOT NULL,
+        last_at timestamptz NOT NULL,
+        PRIMARY KEY (site, stream, first_seq, last_seq))""",
     """CREATE TABLE IF NOT EXISTS sites (
         site text PRIMARY KEY,
         last_seen timestamptz,
@@ -70,7 +89,7 @@ SCHEMA = [
         telemetry_at timestamptz)""",
 ]
 
-TO_VERSION_2 = [  # the station database's epoch, on a version 1 database
+TO_VERSION_2 = [  # the station database's epoch, on a version 1 database (3: SCHEMA)
     "ALTER TABLE progress ADD COLUMN IF NOT EXISTS epoch text",
     "ALTER TABLE progress ADD COLUMN IF NOT EXISTS conflict_epoch text",
     "ALTER TABLE progress ADD COLUMN IF NOT EXISTS conflict_at timestamptz",
@@ -79,7 +98,24 @@ TO_VERSION_2 = [  # the station database's epoch, on a version 1 database
 LOCK_PROGRESS = (
     "INSERT INTO progress AS p (site, stream, last_seen) VALUES (%s, %s, %s) "
     "ON CONFLICT (site, stream) DO UPDATE SET site = p.site "
-    "RETURNING contiguous_seq, highest_seq, epoch"
+    "RETURNING contiguous_seq, highest_seq, epoch, (SELECT max(last_seq) FROM refused r "
+    "WHERE r.site = p.site AND r.stream = p.stream)"
+)
+REFUSED_END = (
+    "SELECT max(last_seq) FROM refused "
+    "WHERE site = %s AND stream = %s AND first_seq <= %s AND last_seq > %s"
+)
+UPSERT_REFUSED = (
+    "INSERT INTO refused AS f (site, stream, first_seq, last_seq, epoch, reason, seq, "
+    "detail, first_at, last_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (site, stream, first_seq, last_seq) DO UPDATE SET "
+    "times = f.times + 1, last_at = excluded.last_at, reason = excluded.reason, "
+    "seq = excluded.seq, detail = excluded.detail, epoch = excluded.epoch"
+)
+SET_PROGRESS = (
+    "UPDATE progress SET contiguous_seq = %s, highest_seq = %s, "
+    "records = records + %s, last_seen = %s, epoch = %s "
+    "WHERE site = %s AND stream = %s"
 )
 INSERT_RECORDS = (
     "INSERT INTO records (site, stream, seq, kind, record_id, body, received_at) "
@@ -111,6 +147,20 @@ def _where(conninfo: str) -> str:
         raise DbUrlError(f"bad PostgreSQL URL {conninfo!r}: {exc}") from None
     host = parts.get("host", "localhost")
     return f"{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+DATA_ERRORS = (
+    psycopg.DataError,  # e.g. U+0000 in jsonb or text, a number out of range
+    psycopg.IntegrityError,
+    ValueError,  # raised while adapting a value (UnicodeEncodeError included)
+    OverflowError,
+)
+"""Failures caused by the values stored, never by the server's state: permanent.
+Every other psycopg.Error (OperationalError: server down, connection lost, admin
+shutdown, disk full; ProgrammingError: a table or schema missing, privileges;
+InternalError...) is the database's state: transient, retried. A limit the server
+puts on one value (ProgramLimitExceeded, an OperationalError) cannot be reached by
+what the validator lets through (edge.sync.validate)."""
 
 
 class PgStore(CentralStore):
@@ -165,9 +215,11 @@ class PgStore(CentralStore):
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                raise BatchRefused(f"PostgreSQL at {self.where} refused the data: {exc}") from None
-            except psycopg.Error as exc:
+            except DATA_ERRORS as exc:  # these values can never be stored
+                raise BatchRefused(
+                    f"PostgreSQL at {self.where} refused the data: {type(exc).__name__}: {exc}"
+                ) from None
+            except psycopg.Error as exc:  # down, connection lost, locks, schema: retried
                 raise StoreUnavailable(f"PostgreSQL at {self.where}: {exc}") from None
 
     def store_plan(
@@ -178,27 +230,31 @@ class PgStore(CentralStore):
         now = received_at or utc_now()
         out: list[StreamProgress] = []
         with self._transaction() as cur:
-            before: dict[tuple[str, str], tuple[int, int, str | None]] = {}
+            before: dict[tuple[str, str], tuple[int, int, str | None, int]] = {}
             for key in plan.keys:  # one global order: no deadlock between processes
-                cur.execute(LOCK_PROGRESS, (*key, now))
-                row = cur.fetchone()
-                assert row is not None
-                before[key] = (int(row[0]), int(row[1]), row[2])
+                before[key] = self._lock_progress(cur, key, now)
             refused: set[str] = set()
             for key in plan.keys:
                 site, stream = key
-                contiguous, highest, stored = before[key]
+                contiguous, highest, stored, refused_upto = before[key]
                 seen = plan.epochs[key]
-                epoch, conflict = epoch_verdict(stored, seen)
-                if conflict:
+                epoch, verdict = epoch_verdict(stored, seen)
+                if verdict == EPOCH_MISSING:
+                    out.append(
+                        StreamProgress(
+                            site, stream, contiguous, 0, 0, stored or "", missing_epoch=True
+                        )
+                    )
+                elif verdict == EPOCH_CONFLICT:
                     cur.execute(
                         "UPDATE progress SET conflict_epoch = %s, conflict_at = %s "
                         "WHERE site = %s AND stream = %s",
                         (seen, now, site, stream),
                     )
                     out.append(StreamProgress(site, stream, contiguous, 0, 0, stored or "", seen))
+                if verdict != EPOCH_OK:
                     if stream == "telemetry":
-                        refused.add(site)  # another database's telemetry
+                        refused.add(site)  # another (or an unknown) database's telemetry
                     continue
                 _, _, seqs, kinds, ids, bodies = zip(*plan.rows[key], strict=True)
                 cols = [list(seqs), list(kinds), list(ids), list(bodies)]
@@ -207,14 +263,8 @@ class PgStore(CentralStore):
                 ranges = plan.ranges[key]
                 highest = max(highest, *(last for _, last in ranges))
                 upto = covered_upto(contiguous, ranges)
-                if upto < highest:
-                    upto = self._run_end(cur, site, stream, upto)
-                cur.execute(
-                    "UPDATE progress SET contiguous_seq = %s, highest_seq = %s, "
-                    "records = records + %s, last_seen = %s, epoch = %s "
-                    "WHERE site = %s AND stream = %s",
-                    (upto, highest, new, now, epoch, site, stream),
-                )
+                upto = self._advance(cur, key, upto, highest, refused_upto)
+                cur.execute(SET_PROGRESS, (upto, highest, new, now, epoch, site, stream))
                 received = plan.received[key]
                 out.append(StreamProgress(site, stream, upto, new, received - new, epoch or ""))
             for site in plan.sites:
@@ -229,6 +279,61 @@ class PgStore(CentralStore):
                         now if telemetry else None,
                     ),
                 )
+        return out
+
+    @staticmethod
+    def _lock_progress(
+        cur: psycopg.Cursor[Any], key: tuple[str, str], now: datetime
+    ) -> tuple[int, int, str | None, int]:
+        """Lock (creating it if new) the progress row of ``key``: (contiguous,
+        highest, epoch, the highest refused seq or 0)."""
+        cur.execute(LOCK_PROGRESS, (*key, now))
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), row[2], int(row[3] or 0)
+
+    def _advance(
+        self, cur: psycopg.Cursor[Any], key: tuple[str, str], upto: int, highest: int, refused: int
+    ) -> int:
+        def refused_end(at: int) -> int:
+            cur.execute(REFUSED_END, (*key, at + 1, at))
+            row = cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else at
+
+        return advance_upto(
+            upto, highest, refused, lambda at: self._run_end(cur, *key, at), refused_end
+        )
+
+    def refuse(
+        self, refusals: Sequence[Refused], received_at: datetime | None = None
+    ) -> list[RefusedProgress]:
+        if not refusals:
+            return []
+        now = received_at or utc_now()
+        out: list[RefusedProgress] = []
+        with self._transaction() as cur:
+            for key in sorted({(r.site, r.stream) for r in refusals}):  # the global order
+                self._lock_progress(cur, key, now)
+            for r in refusals:
+                key = (r.site, r.stream)
+                contiguous, highest, stored, refused_upto = self._lock_progress(cur, key, now)
+                epoch, verdict = epoch_verdict(stored, r.epoch)
+                if verdict == EPOCH_CONFLICT:
+                    cur.execute(
+                        "UPDATE progress SET conflict_epoch = %s, conflict_at = %s "
+                        "WHERE site = %s AND stream = %s",
+                        (r.epoch, now, *key),
+                    )
+                if verdict != EPOCH_OK:
+                    out.append(RefusedProgress(r, 0, "", verdict))
+                    continue
+                cur.execute(
+                    UPSERT_REFUSED,
+                    (*key, r.first, r.last, epoch, r.reason, r.seq, r.detail, now, now),
+                )
+                upto = self._advance(cur, key, contiguous, highest, max(refused_upto, r.last))
+                cur.execute(SET_PROGRESS, (upto, highest, 0, now, epoch, *key))
+                out.append(RefusedProgress(r, upto, epoch or "", verdict))
         return out
 
     @staticmethod

@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from edge.central.core import (
+    EPOCH_CONFLICT,
+    EPOCH_MISSING,
+    EPOCH_OK,
     GroupPlan,
+    Refused,
+    RefusedProgress,
     SiteRow,
     StreamProgress,
     StreamRow,
+    advance_upto,
     covered_upto,
     epoch_verdict,
 )
@@ -59,6 +65,20 @@ CREATE TABLE IF NOT EXISTS progress (
     conflict_at TEXT,
     PRIMARY KEY (site, stream)
 );
+CREATE TABLE IF NOT EXISTS refused (
+    site TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    epoch TEXT,
+    reason TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    times INTEGER NOT NULL DEFAULT 1,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (site, stream, first_seq, last_seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sites (
     site TEXT PRIMARY KEY,
     last_seen TEXT,
@@ -77,12 +97,40 @@ INSERT_RECORD = (
     "INSERT INTO records (site, stream, seq, kind, record_id, body, received_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+PROGRESS = (
+    "SELECT contiguous_seq, highest_seq, epoch, (SELECT max(last_seq) FROM refused r "
+    "WHERE r.site = p.site AND r.stream = p.stream) FROM progress p "
+    "WHERE site = ? AND stream = ?"
+)
+REFUSED_END = (
+    "SELECT max(last_seq) FROM refused "
+    "WHERE site = ? AND stream = ? AND first_seq <= ? AND last_seq > ?"
+)
+UPSERT_REFUSED = (
+    "INSERT INTO refused (site, stream, first_seq, last_seq, epoch, reason, seq, detail, "
+    "first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (site, stream, first_seq, last_seq) DO UPDATE SET "
+    "times = times + 1, last_at = excluded.last_at, reason = excluded.reason, "
+    "seq = excluded.seq, detail = excluded.detail, epoch = excluded.epoch"
+)
 RUN_END = (
     "SELECT r.seq FROM records r WHERE r.site = ? AND r.stream = ? AND r.seq > ? "
     "AND NOT EXISTS (SELECT 1 FROM records n "
     "WHERE n.site = r.site AND n.stream = r.stream AND n.seq = r.seq + 1) "
     "ORDER BY r.seq LIMIT 1"
 )
+
+
+DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,  # a value sqlite3 cannot bind
+    OverflowError,  # an integer beyond 64 bits
+    ValueError,  # UnicodeEncodeError: a lone surrogate cannot be UTF-8
+)
+"""Failures caused by the values stored, never by the database's state: permanent.
+Every other sqlite3.Error (OperationalError: locked, read-only, disk full, I/O; a
+damaged or missing schema) is the database's state: transient, retried."""
 
 
 class SqliteStore(CentralStore):
@@ -137,10 +185,10 @@ class SqliteStore(CentralStore):
             except BaseException as exc:
                 with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError):
+                if isinstance(exc, DATA_ERRORS):  # these values can never be stored
+                    raise BatchRefused(f"{self.path}: {type(exc).__name__}: {exc}") from None
+                if isinstance(exc, sqlite3.Error):  # locked, read-only, full, I/O, schema
                     raise StoreUnavailable(f"{self.path}: {exc}") from None
-                if isinstance(exc, sqlite3.Error | OverflowError):
-                    raise BatchRefused(f"{self.path}: {exc}") from None
                 raise
 
     def store_plan(
@@ -151,7 +199,9 @@ class SqliteStore(CentralStore):
         now = iso(received_at or utc_now())
         with self._transaction() as db:
             out = [self._store_key(db, plan, key, now) for key in plan.keys]
-            refused = {p.site for p in out if p.conflict and p.stream == "telemetry"}
+            refused = {
+                p.site for p in out if (p.conflict or p.missing_epoch) and p.stream == "telemetry"
+            }
             for site in plan.sites:
                 db.execute(
                     "INSERT INTO sites (site, last_seen) VALUES (?, ?) ON CONFLICT (site) "
@@ -172,14 +222,15 @@ class SqliteStore(CentralStore):
         self, db: sqlite3.Connection, plan: GroupPlan, key: tuple[str, str], now: str
     ) -> StreamProgress:
         site, stream = key
-        row = db.execute(
-            "SELECT contiguous_seq, highest_seq, epoch FROM progress WHERE site = ? AND stream = ?",
-            key,
-        ).fetchone()
-        contiguous, highest, stored = (row[0], row[1], row[2]) if row else (0, 0, None)
+        row = db.execute(PROGRESS, key).fetchone()
+        contiguous, highest, stored, refused_upto = (
+            (row[0], row[1], row[2], row[3] or 0) if row else (0, 0, None, 0)
+        )
         seen = plan.epochs[key]
-        epoch, refused = epoch_verdict(stored, seen)
-        if refused:
+        epoch, verdict = epoch_verdict(stored, seen)
+        if verdict == EPOCH_MISSING:
+            return StreamProgress(site, stream, contiguous, 0, 0, stored or "", missing_epoch=True)
+        if verdict == EPOCH_CONFLICT:
             db.execute(
                 "UPDATE progress SET conflict_epoch = ?, conflict_at = ? "
                 "WHERE site = ? AND stream = ?",
@@ -191,9 +242,32 @@ class SqliteStore(CentralStore):
         inserted = db.total_changes - before
         ranges = plan.ranges[key]
         highest = max(highest, *(last for _, last in ranges))
-        upto = covered_upto(contiguous, ranges)
-        if upto < highest:
-            upto = self._run_end(db, site, stream, upto)
+        upto = self._advance(db, key, covered_upto(contiguous, ranges), highest, refused_upto)
+        self._set_progress(db, key, upto, highest, inserted, now, epoch)
+        received = plan.received[key]
+        return StreamProgress(site, stream, upto, inserted, received - inserted, epoch or "")
+
+    def _advance(
+        self, db: sqlite3.Connection, key: tuple[str, str], upto: int, highest: int, refused: int
+    ) -> int:
+        def refused_end(at: int) -> int:
+            row = db.execute(REFUSED_END, (*key, at + 1, at)).fetchone()
+            return int(row[0]) if row and row[0] is not None else at
+
+        return advance_upto(
+            upto, highest, refused, lambda at: self._run_end(db, *key, at), refused_end
+        )
+
+    @staticmethod
+    def _set_progress(
+        db: sqlite3.Connection,
+        key: tuple[str, str],
+        upto: int,
+        highest: int,
+        inserted: int,
+        now: str,
+        epoch: str | None,
+    ) -> None:
         db.execute(
             "INSERT INTO progress "
             "(site, stream, contiguous_seq, highest_seq, records, last_seen, epoch) "
@@ -201,10 +275,41 @@ class SqliteStore(CentralStore):
             "contiguous_seq = excluded.contiguous_seq, highest_seq = excluded.highest_seq, "
             "records = records + excluded.records, last_seen = excluded.last_seen, "
             "epoch = excluded.epoch",
-            (site, stream, upto, highest, inserted, now, epoch),
+            (*key, upto, highest, inserted, now, epoch),
         )
-        received = plan.received[key]
-        return StreamProgress(site, stream, upto, inserted, received - inserted, epoch or "")
+
+    def refuse(
+        self, refusals: Sequence[Refused], received_at: datetime | None = None
+    ) -> list[RefusedProgress]:
+        if not refusals:
+            return []
+        now = iso(received_at or utc_now())
+        out: list[RefusedProgress] = []
+        with self._transaction() as db:
+            for r in refusals:
+                key = (r.site, r.stream)
+                row = db.execute(PROGRESS, key).fetchone()
+                contiguous, highest, stored, refused_upto = (
+                    (row[0], row[1], row[2], row[3] or 0) if row else (0, 0, None, 0)
+                )
+                epoch, verdict = epoch_verdict(stored, r.epoch)
+                if verdict == EPOCH_CONFLICT:
+                    db.execute(
+                        "UPDATE progress SET conflict_epoch = ?, conflict_at = ? "
+                        "WHERE site = ? AND stream = ?",
+                        (r.epoch, now, *key),
+                    )
+                if verdict != EPOCH_OK:
+                    out.append(RefusedProgress(r, 0, "", verdict))
+                    continue
+                db.execute(
+                    UPSERT_REFUSED,
+                    (*key, r.first, r.last, epoch, r.reason, r.seq, r.detail, now, now),
+                )
+                upto = self._advance(db, key, contiguous, highest, max(refused_upto, r.last))
+                self._set_progress(db, key, upto, highest, 0, now, epoch)
+                out.append(RefusedProgress(r, upto, epoch or "", verdict))
+        return out
 
     @staticmethod
     def _run_end(db: sqlite3.Connection, site: str, stream: str, upto: int) -> int:

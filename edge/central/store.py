@@ -11,12 +11,25 @@ Tables (same meaning in both):
   batch of another epoch is not stored, and its epoch and time are kept in
   ``conflict_epoch``/``conflict_at`` for GET /status.
 - ``sites(site, last_seen, status, status_at, telemetry, telemetry_seq, telemetry_at)``.
+- ``refused(site, stream, first_seq, last_seq, epoch, reason, seq, detail, times,
+  first_at, last_at)``: batches central will never store (invalid records, a
+  decoding failure past the header, content the database refused), whose header
+  decoded. Their seqs count as done for ``contiguous_seq`` (the station is told
+  through a refusal in the ack and keeps those records as refused), so the records
+  after them are acknowledged as they arrive.
 
 ``store_batches`` writes a group of batches in one transaction; the
 acknowledgement it returns is true only once that transaction has committed.
 
-Schema version 2 added the epoch columns; a version 1 database gets them (empty)
-when it is opened.
+Schema version 2 added the epoch columns, version 3 the ``refused`` table; an
+older database gets them (empty) when it is opened.
+
+Failures are told apart: :class:`StoreUnavailable` (the database is down, locked,
+full, read-only, its connection lost, a table missing...) leaves the messages
+unacknowledged so they come again; :class:`BatchRefused` (the database refused
+these values: invalid text such as a NUL for PostgreSQL or a lone surrogate for
+SQLite, a number out of range, a constraint) will never succeed and is answered as a
+refusal.
 """
 
 from __future__ import annotations
@@ -29,6 +42,8 @@ from typing import Any
 from edge.central.core import (
     BatchLike,
     GroupPlan,
+    Refused,
+    RefusedProgress,
     SiteRow,
     StreamProgress,
     StreamRow,
@@ -38,8 +53,8 @@ from edge.central.core import (
     site_views,
 )
 
-SCHEMA_VERSION = 2
-MIGRATABLE = frozenset({1})
+SCHEMA_VERSION = 3
+MIGRATABLE = frozenset({1, 2})
 """Older central schema versions that opening the store upgrades in place."""
 
 
@@ -85,6 +100,15 @@ class CentralStore(ABC):
     def store_batch(self, batch: BatchLike, received_at: datetime | None = None) -> int:
         """Store one batch; the highest contiguous seq stored for its site and stream."""
         return self.store_batches([batch], received_at)[0].upto
+
+    @abstractmethod
+    def refuse(
+        self, refusals: Sequence[Refused], received_at: datetime | None = None
+    ) -> list[RefusedProgress]:
+        """Record batches central will never store, in one transaction: per refusal
+        (in order) the epoch verdict against the epoch held for its (site, stream),
+        and when that is ``core.EPOCH_OK`` its range is kept in ``refused`` and counts
+        as done for the contiguous mark (which may then move past it)."""
 
     @abstractmethod
     def note_status(self, site: str, status: Mapping[str, Any], at: datetime | None = None) -> None:

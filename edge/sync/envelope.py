@@ -12,11 +12,16 @@ once per station database) tells central which database numbered the seqs; sende
 from before it omit the key. An acknowledgement is a plain CBOR map
 ``{"v": 2, "stream": str, "upto": int, "epoch": str}``: the highest contiguous ``seq``
 central has stored for that site and stream, and the epoch those seqs belong to
-(omitted when central knows none).
+(omitted when central knows none); an ack may also carry ``refused``: central will
+never store the batch ``first``..``last`` (``{"first", "last", "seq", "reason",
+"detail"}``, docs/mqtt.md "Refusals").
 
 Pure: bytes in, values out. Every malformed input (truncated, garbage, another
-version, inconsistent lengths) raises :class:`EnvelopeError` naming what is wrong,
-never another exception.
+version, inconsistent lengths, beyond the limits of :mod:`edge.sync.limits`) raises
+:class:`EnvelopeError` naming what is wrong, never another exception, and the work
+it costs is bounded by those limits before anything is allocated: the payload's
+size, the frame's declared content size, and a scan of the CBOR item headers
+(:func:`edge.sync.limits.scan_cbor`) before cbor2 builds any value.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any
 import cbor2
 import zstandard
 
+from edge.sync import limits
+from edge.sync.limits import ScanError, scan_cbor
 from edge.sync.records import RecordCodecError, decode_records, encode_records
 
 ENVELOPE_VERSION = 2
@@ -38,7 +45,7 @@ SCHEMA_VERSION = 2
 
 SUPPORTED_SCHEMAS = frozenset({2})
 
-MAX_DECOMPRESSED = 32 * 1024 * 1024
+MAX_DECOMPRESSED = limits.MAX_DECOMPRESSED
 """A frame claiming more than this is refused before anything is allocated."""
 
 ZSTD_LEVEL = 19
@@ -49,12 +56,45 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _STREAM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _EPOCH = re.compile(r"^[0-9a-f]{16}$")
+_REASON = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_DETAIL = 160
+"""Characters of a refusal's ``detail`` in an ack (an ack is at most 1024 bytes)."""
 _KEYS = frozenset({"v", "site", "stream", "batch", "first", "last", "schema", "records"})
 """Required keys; ``epoch`` is optional (absent from senders older than it)."""
 
 
+@dataclass(frozen=True)
+class Header:
+    """What a batch says about itself, once that much decoded and made sense: enough
+    to answer the station about it (a refusal) even when its records do not decode."""
+
+    site: str
+    stream: str
+    batch_id: str
+    first: int
+    last: int
+    epoch: str = ""
+
+
 class EnvelopeError(ValueError):
-    """A batch or an ack that cannot be encoded or decoded; the message says why."""
+    """A batch or an ack that cannot be encoded or decoded; the message says why.
+
+    ``reason`` is a short code for counting (``undecodable``, ``oversize``,
+    ``too_many_records``, ``seq_range``, ``invalid_record``); ``header`` is the
+    batch's header when it decoded and is sane (so a consumer can answer the station
+    with a refusal), ``seq`` the first record at fault when one is."""
+
+    def __init__(
+        self,
+        message: str,
+        reason: str = "undecodable",
+        header: Header | None = None,
+        seq: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.header = header
+        self.seq = seq
 
 
 @dataclass(frozen=True)
@@ -74,10 +114,25 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Central will never store the batch ``first``..``last``: ``reason`` (a code:
+    ``invalid_record``, ``undecodable``, ``too_many_records``, ``epoch_missing``,
+    ``store_refused``...), ``seq`` the first record at fault (``first`` when the batch
+    as a whole is), ``detail`` a short text for the logs."""
+
+    first: int
+    last: int
+    seq: int
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Ack:
     stream: str
     upto: int
     epoch: str = ""  # the epoch of the stored seqs; "" when central knows none
+    refused: Refusal | None = None  # a batch central refused (docs/mqtt.md "Refusals")
 
 
 def batch_id_for(stream: str, first: int, last: int, attempt: int) -> str:
@@ -112,7 +167,12 @@ def _check_header(
         raise EnvelopeError(f"first and last must be integers, got {first!r} and {last!r}")
     assert isinstance(first, int) and isinstance(last, int)
     if first < 1 or last < first:
-        raise EnvelopeError(f"seq range {first}-{last} is empty or starts below 1")
+        raise EnvelopeError(f"seq range {first}-{last} is empty or starts below 1", "seq_range")
+    if last >= limits.SEQ_LIMIT:
+        raise EnvelopeError(
+            f"seq range {first}-{last} reaches beyond 2**53 (no station numbers so far)",
+            "seq_range",
+        )
     if not _is_int(schema):
         raise EnvelopeError(f"record schema {schema!r} is not an integer")
     if schema not in SUPPORTED_SCHEMAS:
@@ -134,6 +194,11 @@ def encode_batch(b: Batch) -> bytes:
         raise EnvelopeError(
             f"batch {b.batch_id}: {len(b.records)} records for seq range "
             f"{b.first}-{b.last} ({b.count} expected)"
+        )
+    if b.count > limits.MAX_RECORDS:
+        raise EnvelopeError(
+            f"batch {b.batch_id}: {b.count} records, more than {limits.MAX_RECORDS} a batch",
+            "too_many_records",
         )
     try:
         records = encode_records(b.first, b.records)
@@ -166,6 +231,10 @@ def _decompress(data: bytes) -> bytes:
     data = bytes(data)
     if not data:
         raise EnvelopeError("empty payload: expected a zstd frame")
+    if len(data) > limits.MAX_COMPRESSED:
+        raise EnvelopeError(
+            f"payload of {len(data)} bytes, more than {limits.MAX_COMPRESSED}", "oversize"
+        )
     if data[:4] != _ZSTD_MAGIC:
         raise EnvelopeError(f"not a zstd frame (starts with {data[:4].hex()}, not 28b52ffd)")
     try:
@@ -176,8 +245,12 @@ def _decompress(data: bytes) -> bytes:
     if size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
         raise EnvelopeError("zstd frame does not declare its content size")
     if size > MAX_DECOMPRESSED:
-        raise EnvelopeError(f"zstd frame claims {size} bytes, more than {MAX_DECOMPRESSED}")
-    inflater = zstandard.ZstdDecompressor().decompressobj()
+        raise EnvelopeError(
+            f"zstd frame claims {size} bytes, more than {MAX_DECOMPRESSED}", "oversize"
+        )
+    # The window never needs to exceed the content; bounding it bounds the decoder's
+    # own buffers whatever the frame header says.
+    inflater = zstandard.ZstdDecompressor(max_window_size=_WINDOW_MAX).decompressobj()
     try:
         raw = inflater.decompress(data)
     except zstandard.ZstdError as exc:
@@ -191,9 +264,17 @@ def _decompress(data: bytes) -> bytes:
     return bytes(raw)
 
 
+_WINDOW_MAX = 1 << (MAX_DECOMPRESSED - 1).bit_length()
+
+
 def _load_map(raw: bytes, what: str) -> dict[Any, Any]:
     try:
-        value = cbor2.loads(raw, max_depth=16)
+        scan_cbor(raw)
+    except ScanError as exc:
+        problem = "is beyond the limits" if exc.reason == "oversize" else "is not valid CBOR"
+        raise EnvelopeError(f"{what} {problem}: {exc}", exc.reason) from None
+    try:
+        value = cbor2.loads(raw, max_depth=limits.MAX_DEPTH + 1)
     except Exception as exc:  # cbor2 raises several types on garbage; all mean "not CBOR"
         raise EnvelopeError(f"{what} is not valid CBOR: {exc}") from None
     if not isinstance(value, dict):
@@ -212,7 +293,8 @@ def _version(body: dict[Any, Any], what: str) -> None:
 
 
 def decode_batch(data: bytes) -> Batch:
-    """The batch in an envelope; EnvelopeError names anything wrong with it."""
+    """The batch in an envelope; EnvelopeError names anything wrong with it (with the
+    batch's :class:`Header` once that much decoded and is sane)."""
     body = _load_map(_decompress(data), "batch envelope")
     _version(body, "batch envelope")
     missing = sorted(_KEYS - body.keys())
@@ -222,10 +304,21 @@ def decode_batch(data: bytes) -> Batch:
     first, last, schema = body["first"], body["last"], body["schema"]
     _check_header(site, stream, batch_id, first, last, schema)
     epoch = _check_epoch(body.get("epoch", ""), f"batch {batch_id}")
+    header = Header(site, stream, batch_id, first, last, epoch)
+    count = last - first + 1
+    if count > limits.MAX_RECORDS:
+        raise EnvelopeError(
+            f"batch {batch_id} ({site}/{stream} {first}-{last}): {count} records, more "
+            f"than {limits.MAX_RECORDS} a batch",
+            "too_many_records",
+            header,
+        )
     try:
-        records = decode_records(first, last - first + 1, body["records"])
+        records = decode_records(first, count, body["records"])
     except RecordCodecError as exc:
-        raise EnvelopeError(f"batch {batch_id} ({site}/{stream} {first}-{last}): {exc}") from None
+        raise EnvelopeError(
+            f"batch {batch_id} ({site}/{stream} {first}-{last}): {exc}", header=header
+        ) from None
     return Batch(site, stream, batch_id, first, last, tuple(records), schema, epoch)
 
 
@@ -241,7 +334,32 @@ def encode_ack(a: Ack) -> bytes:
     body: dict[str, Any] = {"v": ENVELOPE_VERSION, "stream": a.stream, "upto": a.upto}
     if a.epoch:
         body["epoch"] = a.epoch
+    if a.refused is not None:
+        r = a.refused
+        _check_refusal(r.first, r.last, r.seq, r.reason, r.detail)
+        body["refused"] = {
+            "first": r.first,
+            "last": r.last,
+            "seq": r.seq,
+            "reason": r.reason,
+            "detail": r.detail[:MAX_DETAIL],
+        }
     return cbor2.dumps(body)
+
+
+def _check_refusal(
+    first: object, last: object, seq: object, reason: object, detail: object
+) -> Refusal:
+    if not (_is_int(first) and _is_int(last) and _is_int(seq)):
+        raise EnvelopeError(f"ack refusal bounds must be integers: {first!r}, {last!r}, {seq!r}")
+    assert isinstance(first, int) and isinstance(last, int) and isinstance(seq, int)
+    if not 1 <= first <= seq <= last < limits.SEQ_LIMIT:
+        raise EnvelopeError(f"ack refusal seq {seq} is not within {first}-{last}")
+    if not isinstance(reason, str) or not _REASON.match(reason):
+        raise EnvelopeError(f"ack refusal reason {reason!r} is not a reason code")
+    if not isinstance(detail, str):
+        raise EnvelopeError(f"ack refusal detail {detail!r} is not text")
+    return Refusal(first, last, seq, reason, detail[:MAX_DETAIL])
 
 
 def decode_ack(data: bytes) -> Ack:
@@ -256,4 +374,12 @@ def decode_ack(data: bytes) -> Ack:
         raise EnvelopeError(f"ack stream {stream!r} is not a stream name")
     if type(upto) is not int or upto < 0:
         raise EnvelopeError(f"ack upto must be an integer >= 0, got {upto!r}")
-    return Ack(stream, upto, _check_epoch(body.get("epoch", ""), "ack"))
+    refused = None
+    if "refused" in body:
+        r = body["refused"]
+        if not isinstance(r, dict):
+            raise EnvelopeError(f"ack refusal must be a map, got {type(r).__name__}")
+        first, last, seq = r.get("first"), r.get("last"), r.get("seq")
+        reason, detail = r.get("reason"), r.get("detail", "")
+        refused = _check_refusal(first, last, seq, reason, detail)
+    return Ack(stream, upto, _check_epoch(body.get("epoch", ""), "ack"), refused)
