@@ -11,6 +11,11 @@ contiguous seq it has stored (:meth:`Outbox.confirm`). Sent rows still unconfirm
 after ``ack_timeout_s`` go out again. Confirmed rows are pruned after the retention
 period; unconfirmed rows are never dropped, whatever the disk: a nearly full disk is
 reported in :meth:`Outbox.status`.
+
+A batch central refuses for good (its records are invalid for it, or its database
+refused them: the ack's ``refused``, docs/mqtt.md "Refusals") has its rows marked
+``refused`` with central's reason (:meth:`Outbox.refuse`): they are kept, never sent
+again and never pruned, and reported in :meth:`Outbox.status` and telemetry.
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ class StreamStatus:
     pending_bytes: int  # JSON bodies of the unconfirmed rows
     ack_conflict_upto: int | None = None  # central acked beyond last_seq (see confirm)
     ack_conflict_at: str | None = None
+    refused: int = 0  # rows central refused for good (see refuse)
+    refused_reason: str | None = None  # the latest refusal, as central said it
+    refused_at: str | None = None
 
 
 class Outbox:
@@ -270,7 +278,7 @@ class Outbox:
                 return 0
             cur = db.execute(
                 "UPDATE outbox SET status = 'confirmed', confirmed_at = ?, batch_id = NULL "
-                "WHERE stream = ? AND seq <= ? AND status != 'confirmed'",
+                "WHERE stream = ? AND seq <= ? AND status IN ('pending', 'sent')",
                 [when, stream, upto],
             )
             changed = int(cur.rowcount)
@@ -281,6 +289,29 @@ class Outbox:
                 [upto, changed, when, stream],
             )
         return changed
+
+    def refuse(
+        self,
+        stream: str,
+        first: int,
+        last: int,
+        why: str,
+        now: datetime | None = None,
+    ) -> int:
+        """Central refused the batch ``first``..``last`` of ``stream`` for good (``why``:
+        its reason, first bad seq and detail): those rows not confirmed yet become
+        ``refused`` and are never sent again; returns how many changed. Central counts
+        the range as done, so the acks for the rows after it confirm them as usual."""
+        if stream not in STREAMS:
+            raise ValueError(f"unknown outbox stream {stream!r}")
+        with self.store.write() as db:
+            cur = db.execute(
+                "UPDATE outbox SET status = 'refused', refusal = ?, refused_at = ?, "
+                "batch_id = NULL WHERE stream = ? AND seq BETWEEN ? AND ? "
+                "AND status IN ('pending', 'sent')",
+                [why[:500], iso(self._now(now)), stream, first, last],
+            )
+            return int(cur.rowcount)
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete confirmed rows older than the retention; unconfirmed rows stay."""
@@ -300,8 +331,8 @@ class Outbox:
         while True:
             rows = _contiguous(
                 self.store.rows(
-                    f"SELECT {_ROW} FROM outbox WHERE stream = ? AND status != 'confirmed' "
-                    "AND seq > ? ORDER BY seq LIMIT ?",
+                    f"SELECT {_ROW} FROM outbox WHERE stream = ? "
+                    "AND status IN ('pending', 'sent') AND seq > ? ORDER BY seq LIMIT ?",
                     (stream, after, max_records),
                 )
             )
@@ -325,11 +356,18 @@ class Outbox:
         counts: dict[tuple[str, str], tuple[int, str | None, int]] = {}
         for r in self.store.rows(
             "SELECT stream, status, count(*) AS n, min(created_at) AS oldest, "
-            "sum(CASE WHEN status = 'confirmed' THEN 0 "
-            "    ELSE length(CAST(body AS BLOB)) END) AS bytes "
+            "sum(CASE WHEN status IN ('pending', 'sent') "
+            "    THEN length(CAST(body AS BLOB)) ELSE 0 END) AS bytes "
             "FROM outbox GROUP BY stream, status"
         ):
             counts[(r["stream"], r["status"])] = (r["n"], r["oldest"], r["bytes"] or 0)
+        refusals = {
+            r["stream"]: (r["refusal"], r["at"])
+            for r in self.store.rows(
+                "SELECT stream, refusal, max(refused_at) AS at FROM outbox "
+                "WHERE status = 'refused' GROUP BY stream"
+            )
+        }
         out = {}
         for s in self.store.rows("SELECT * FROM outbox_streams"):
             stream = s["stream"]
@@ -351,6 +389,9 @@ class Outbox:
                 pending_bytes=pending[2] + sent[2],
                 ack_conflict_upto=s["ack_conflict_upto"],
                 ack_conflict_at=s["ack_conflict_at"],
+                refused=counts.get((stream, "refused"), (0, None, 0))[0],
+                refused_reason=refusals.get(stream, (None, None))[0],
+                refused_at=refusals.get(stream, (None, None))[1],
             )
         return {k: out[k] for k in STREAMS if k in out}
 
@@ -384,5 +425,6 @@ class Outbox:
             "pending_bytes": sum(s.pending_bytes for s in streams.values()),
             "streams": {name: s.__dict__ for name, s in streams.items()},
             "ack_conflict": any(s.ack_conflict_upto is not None for s in streams.values()),
+            "refused": sum(s.refused for s in streams.values()),
             "disk": self.disk(),
         }

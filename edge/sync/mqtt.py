@@ -42,7 +42,7 @@ from paho.mqtt.properties import Properties
 from edge.config import MqttConfig
 from edge.storage.outbox import STREAMS, Outbox
 from edge.sync.connection import status_payload, tls_context, topic_for
-from edge.sync.envelope import EnvelopeError, decode_ack, encode_batch
+from edge.sync.envelope import EnvelopeError, Refusal, decode_ack, encode_batch
 from edge.sync.policy import Allowance, LinkPolicy
 from edge.sync.usage import PUBACK_SIZE, LinkMeter, LinkUsage, publish_packet_size
 from edge.worker import Worker
@@ -314,8 +314,38 @@ class MqttSync(Worker):
                 )
             return
         self._last_progress = now
+        if ack.refused is not None:
+            self._on_refusal(ack.stream, ack.epoch, ack.refused)
         changed = self.outbox.confirm(ack.stream, ack.upto)
         log.debug("central confirmed %s up to %d (%d rows)", ack.stream, ack.upto, changed)
+
+    def _on_refusal(self, stream: str, epoch: str, refused: Refusal) -> None:
+        """Central will never store the batch ``refused.first``..``last``: its rows are
+        marked refused (kept, reported, not sent again). Only a refusal carrying this
+        database's epoch counts: one without (answering a batch that carried none,
+        which this station never sends) may answer someone else's batch."""
+        if epoch != self.outbox.epoch:
+            log.warning(
+                "ignoring central's refusal of %s %d-%d (%s): it does not carry this "
+                "database's epoch",
+                stream,
+                refused.first,
+                refused.last,
+                refused.reason,
+            )
+            return
+        why = f"{refused.reason}: {refused.detail} (first bad seq {refused.seq})"
+        changed = self.outbox.refuse(stream, refused.first, refused.last, why)
+        if changed:
+            log.error(
+                "central refused %s %d-%d for good (%s); %d records kept here as refused "
+                "and not sent again: see edge outbox status",
+                stream,
+                refused.first,
+                refused.last,
+                why,
+                changed,
+            )
 
     def _expire_flights(self, now: float) -> None:
         for mid, flight in list(self._flights.items()):

@@ -73,6 +73,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, s in status["streams"].items():
         last = s["last_confirmed_at"] or "never"
         print(f"{name:<10} {s['depth']:>8} {s['sent']:>6} {_age(s['oldest_age_s']):>10}  {last}")
+    for name, s in status["streams"].items():
+        if s["refused"]:
+            print(
+                f"REFUSED by central: {s['refused']} {name} records, kept here and not sent "
+                f"again (latest at {s['refused_at']}: {s['refused_reason']})",
+                file=sys.stderr,
+            )
     disk = status["disk"]
     if disk["nearly_full"]:
         print(

@@ -26,7 +26,8 @@ Fields (``null`` when unknown):
 ``mem_avail_mb``   MemAvailable from /proc/meminfo
 ``mem_total_mb``   MemTotal
 ``cpu_temp_c``     CPU temperature, 0.1 °C, from the CPU's thermal zone
-``outbox``         per stream: ``{"depth": rows waiting, "oldest_age_s": s}``
+``outbox``         per stream: ``{"depth": rows waiting, "oldest_age_s": s}`` (and
+                   ``refused``: records central refused, when there are)
 ``last_confirmed_at`` wall time central last confirmed a batch
 ``devices``        ``{"scale": {...}, "printer": {...}, "camera": {...}}``
 ``link_plaintext`` only when the link runs plain MQTT (no TLS) to a broker on another
@@ -185,7 +186,8 @@ def _fields(value: Any) -> Mapping[str, Any] | None:
 
 def outbox_summary(status: Mapping[str, Any], now: datetime) -> dict[str, dict[str, Any]]:
     """Per stream ``{"depth", "oldest_age_s"}`` (plus ``ack_conflict_upto`` when central
-    acknowledged seqs this station never assigned) from the outbox's status.
+    acknowledged seqs this station never assigned, and ``refused`` when central refused
+    records for good) from the outbox's status.
 
     ``status`` maps a stream name to a mapping or dataclass (the outbox's
     ``stream_status()``) with ``depth`` (or ``pending``) and the oldest waiting
@@ -214,6 +216,10 @@ def outbox_summary(status: Mapping[str, Any], now: datetime) -> dict[str, dict[s
         if isinstance(conflict, int) and not isinstance(conflict, bool):
             # central acked seqs this station never assigned: operations must act
             out[str(stream)]["ack_conflict_upto"] = conflict
+        refused = info.get("refused")
+        if isinstance(refused, int) and not isinstance(refused, bool) and refused > 0:
+            # records central refused for good (kept here, not sent again)
+            out[str(stream)]["refused"] = refused
     return out
 
 
