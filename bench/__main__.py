@@ -14,7 +14,7 @@ from bench.scale import bench_stable_to_api
 from bench.scale_parse import bench_parse
 from bench.scan import bench_scan
 from bench.station import median_p95_ms
-from bench.sync import bench_sync
+from bench.sync import bench_sync, bench_sync_drain, bench_sync_month
 from edge.storage.store import Store
 
 
@@ -45,3 +45,5 @@ if __name__ == "__main__":
     bench_scan()
     bench_ingest()
     bench_sync()
+    bench_sync_month()
+    bench_sync_drain()
