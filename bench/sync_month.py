@@ -143,6 +143,7 @@ def report(
     telemetry = sum(r["streams"].get("telemetry", {}).get("rows", 0) for r in run.results)
     mb = run.wire_bytes / 1e6 * DAYS / days
     parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in sorted(split(dict(bytes_by)).items()))
+    by_cause = f"; MB by cause: {parts}" if run.counters else ""  # from the stations' devices
     scaled = "" if days == DAYS else f", scaled to {DAYS}"
     given = ", ".join(f"{k} {v}" for k, v in sorted(mqtt.items()))
     config = f"[mqtt] {given} over the shipped defaults" if mqtt else "shipped [mqtt] defaults"
@@ -155,8 +156,8 @@ def report(
         f"{m.batch_max_records} a batch or {m.batch_max_age_s:g} s, connect_every_min "
         f"{m.connect_every_min:g}; {records} records, {telemetry} telemetry, "
         f"{counts['pings']} keepalive pings on the simulated clock, {counts['drops']} drops, "
-        f"{counts['connects']} TLS connects; IP bytes both ways ({run.method}); MB by cause: "
-        f"{parts}; {real:.0f} s real)",
+        f"{counts['connects']} TLS connects; IP bytes both ways ({run.method}){by_cause}; "
+        f"{real:.0f} s real)",
         flush=True,
     )
 
