@@ -273,9 +273,17 @@ class Broker:
 
     Without ``tls`` it is a plain anonymous broker. With ``tls`` it runs the shipped
     firmware-config/mosquitto/mosquitto.conf and edge.acl (for ``prefix``): mutual
-    TLS only, the client's name and client id taken from its certificate's CN."""
+    TLS only, the client's name and client id taken from its certificate's CN.
+    ``acl_extra`` is appended to that ACL, as an operator adds the block that
+    ``edge certs central NAME`` prints for another central certificate."""
 
-    def __init__(self, workdir: Path, tls: BrokerTls | None = None, prefix: str = "edge") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        tls: BrokerTls | None = None,
+        prefix: str = "edge",
+        acl_extra: str = "",
+    ) -> None:
         self.hold = PortHold()  # mosquitto sets SO_REUSEADDR: it binds beside the hold
         self.port = self.hold.port
         self.host = "127.0.0.1"
@@ -295,9 +303,12 @@ class Broker:
             )
         else:
             acl = SHIPPED_MOSQUITTO / "edge.acl"
-            if prefix != "edge":
+            if prefix != "edge" or acl_extra:
                 acl = workdir / "edge.acl"
-                acl.write_text(render_acl((SHIPPED_MOSQUITTO / "edge.acl").read_text(), prefix))
+                text = render_acl((SHIPPED_MOSQUITTO / "edge.acl").read_text(), prefix)
+                if acl_extra:
+                    text += "\n" + acl_extra.strip("\n") + "\n"
+                acl.write_text(text)
             shipped = (SHIPPED_MOSQUITTO / "mosquitto.conf").read_text()
             self.conf.write_text(render_broker_config(shipped, self.port, workdir, tls, acl))
         self.proc: subprocess.Popen[bytes] | None = None
