@@ -54,4 +54,8 @@ def bench_sync_wire() -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1:  # e.g. `python -m bench.sync_wire 100`: one batch size only
+        WIRE_RUNS = tuple(r for r in WIRE_RUNS if str(r[0]) in sys.argv[1:])
     bench_sync_wire()

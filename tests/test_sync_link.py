@@ -361,7 +361,7 @@ def test_built_link_sends_telemetry_and_counts_its_bytes(
     assert record["devices"] == devices
     assert record["outbox"]["records"] == {"depth": 0, "oldest_age_s": None}
     assert isinstance(record["clock_synced"], bool) and record["disk_free_mb"] > 0
-    assert central.status[SITE] == {"state": "offline"}  # said on the way out
+    wait_for(lambda: central.status.get(SITE) == {"state": "offline"}, 10, "offline said")
     months = LinkUsage(store).history()  # whichever month(s) the link ran in
     bytes_out, bytes_in = sum(m.bytes_out for m in months), sum(m.bytes_in for m in months)
     assert bytes_out > 300 and bytes_in > 20, "TLS-less MQTT bytes, counted"
@@ -407,7 +407,7 @@ def test_scheduled_link_opens_for_a_backlog_or_on_time_and_closes_when_done(
     with link as sync:
         wait_for(lambda: statuses(path)["confirmed"] == 3, 10, "the first window's drain")
         wait_for(lambda: sync.status == "offline", 10, "the link closed until the next window")
-        assert central.status[SITE] == {"state": "offline"}
+        wait_for(lambda: central.status.get(SITE) == {"state": "offline"}, 10, "offline said")
         producer = writer.list_producers()[0]["id"]
         product = writer.list_products()[0]["id"]
         for i in range(4):

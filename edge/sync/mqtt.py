@@ -256,7 +256,9 @@ class MqttSync(Worker):
         self._ever_online = True
         self._last_connect_at = now
         self._last_progress = now
-        self.client.subscribe(self.topic("ack"), qos=1)
+        # QoS 0: no PUBACK for each ack on the metered link; acks are cumulative, so a
+        # lost one is covered by the next, or by a resend after ack_timeout_s.
+        self.client.subscribe(self.topic("ack"), qos=0)
         online = status_payload("online", self.version, self.cfg_hash)
         self.client.publish(self.topic("status"), online, qos=1, retain=True)
 
