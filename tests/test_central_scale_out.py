@@ -219,7 +219,7 @@ def test_three_ingests_share_four_stations_and_one_killed_loses_nothing(
 
 
 SESSIONS = {
-    "kept-7-days": (),  # the shipped --session-expiry-s
+    "kept-7-days": ("--session-expiry-s", "604800"),  # the ingest's default when written
     "ends-at-disconnect": ("--session-expiry-s", "0"),
 }
 
