@@ -9,11 +9,22 @@ in the ingest process. Not included: MQTT (broker hops, PUBACKs), which the sync
 benchmarks measure end to end.
 
 Input: ``BATCHES`` batches of 100 lot-like records (schema 2, as a station
-encodes them), every batch new. ``GROUP`` batches share a transaction, as the
+encodes them), every batch new. Decoding includes the limits (edge.sync.limits:
+the CBOR pre-scan) and validating every record (edge.sync.validate), as ingest
+does before storing anything. ``GROUP`` batches share a transaction, as the
 ingest groups what has queued up while the previous transaction committed (up
 to 64, and at most the broker's in-flight window: 20 with the shipped
 mosquitto.conf, since nothing is PUBACKed before it is stored); the
 one-batch-per-transaction figure is printed too.
+
+Under a flood of poison (:func:`bench_poison_flood`): the shipped mutual-TLS
+mosquitto with its ACL, ``edge central ingest`` as a process (SQLite), one site's
+certificate sending ``FLOOD_RATE`` worst-case messages a second for ``FLOOD_S``
+seconds (in turn: a zstd bomb, a million-row batch, the costliest refusal within
+the caps (5,000 records decoded and validated, the last invalid), U+0000 and lone
+surrogate statuses, a -5 g lot, a seq of 2**62), while another site publishes a
+batch of 100 lots every ``INNOCENT_EVERY_S``: its publish-to-ack time (p95) and the
+ingest process's peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from urllib.parse import quote
 from edge.central.core import GroupPlan
 from edge.central.pg_store import PgStore
 from edge.central.store import CentralStore, open_store, plan_batches
-from edge.sync.envelope import Ack, Batch, decode_batch, encode_ack, encode_batch
+from edge.sync.envelope import Ack, Batch, decode_ack, decode_batch, encode_ack, encode_batch
+from edge.sync.validate import validate_batch
 
 SITE = "lai-chau-sin-ho-01"
 RECORDS = 100
@@ -96,7 +108,10 @@ def records_per_s(store: CentralStore, data: list[bytes], group: int) -> tuple[f
 
     def decode() -> None:
         for i in range(0, len(data), group):
-            ready.put(plan_batches([decode_batch(p) for p in data[i : i + group]]))
+            batches = [decode_batch(p) for p in data[i : i + group]]
+            for b in batches:
+                validate_batch(b)
+            ready.put(plan_batches(batches))
         ready.put(None)
 
     server = store.backend_pid() if isinstance(store, PgStore) else None
@@ -176,10 +191,131 @@ def bench_postgres(data: list[bytes]) -> None:
     print(f"ingest_records_per_s_postgres_1batch {rates[1][0]:.0f}  (one batch a transaction)")
 
 
+FLOOD_RATE = 50
+FLOOD_S = 20.0
+INNOCENT_EVERY_S = 0.5
+FLOOD_EPOCH = "0a1b2c3d4e5f6071"
+
+
+def _worst(site: str) -> list[tuple[str, bytes]]:
+    """The flood's messages, (topic kind, payload), sent in turn."""
+    from rigs import poison
+
+    return [
+        ("records", poison.zstd_bomb()),
+        ("records", poison.million_rows(site, FLOOD_EPOCH)),
+        ("records", poison.max_work(site, FLOOD_EPOCH)),
+        ("status", poison.NUL_STATUS),
+        ("status", poison.SURROGATE_STATUS),
+        ("records", poison.batch_of(site, 1, 100, FLOOD_EPOCH, s50={"net_g": -5})),
+        ("records", poison.huge_seq(site, 2**62, FLOOD_EPOCH)),
+    ]
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_poison_flood() -> None:
+    """``ingest_poison_flood_innocent_ack_ms_p95`` and ``ingest_peak_rss_mb_under_flood``."""
+    from rigs.helpers import Broker, Pki
+    from rigs.ingest import IngestProcess
+    from rigs.mqtt_probe import Probe
+
+    attacker_site, innocent_site = "site-a", "site-b"
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = Pki(Path(tmp) / "pki")
+        broker = Broker(Path(tmp) / "broker", tls=pki.broker_tls)
+        broker.start()
+        central = pki.client("central:ingest-1")
+        ingest = IngestProcess(
+            broker.port, f"sqlite:///{tmp}/central.db", "central:ingest-1",
+            "--tls-ca", str(central.ca_file), "--tls-cert", str(central.cert_file),
+            "--tls-key", str(central.key_file),
+        )  # fmt: skip
+        probes: list[Probe] = []
+        try:
+            ingest.start()
+            for site in (attacker_site, innocent_site):
+                probe = Probe(broker.port, pki.client(site), client_id=site)
+                probes.append(probe)
+                if not probe.connect().ok:
+                    raise RuntimeError(f"{site} could not connect")
+            attacker, innocent = probes
+            acks: list[tuple[float, int]] = []
+            innocent.client.on_message = lambda _c, _u, msg: acks.append(
+                (time.perf_counter(), decode_ack(bytes(msg.payload)).upto)
+            )
+            innocent.subscribe(f"edge/{innocent_site}/ack")
+            worst = _worst(attacker_site)
+            stop = threading.Event()
+            sent = [0]
+
+            def flood() -> None:
+                start = time.perf_counter()
+                while not stop.is_set():
+                    kind, payload = worst[sent[0] % len(worst)]
+                    attacker.client.publish(f"edge/{attacker_site}/{kind}", payload, qos=1)
+                    sent[0] += 1
+                    stop.wait(max(0.0, start + sent[0] / FLOOD_RATE - time.perf_counter()))
+
+            flooder = threading.Thread(target=flood, daemon=True)
+            flooder.start()
+            published: list[tuple[float, int]] = []
+            t_end = time.perf_counter() + FLOOD_S
+            seq = 1
+            while time.perf_counter() < t_end:
+                records = tuple({**_lot(s), "seq": s} for s in range(seq, seq + RECORDS))
+                data = encode_batch(
+                    Batch(innocent_site, "records", f"records:{seq}-{seq + RECORDS - 1}:1",
+                          seq, seq + RECORDS - 1, records, epoch=FLOOD_EPOCH)
+                )  # fmt: skip
+                published.append((time.perf_counter(), seq + RECORDS - 1))
+                innocent.client.publish(f"edge/{innocent_site}/records", data, qos=1)
+                seq += RECORDS
+                time.sleep(INNOCENT_EVERY_S)
+            stop.set()
+            flooder.join(10)
+            last = published[-1][1]
+            deadline = time.perf_counter() + 60
+            while max((u for _, u in acks), default=0) < last and time.perf_counter() < deadline:
+                time.sleep(0.05)
+            assert ingest.proc is not None
+            peak = _peak_rss_mb(ingest.proc.pid)
+            latencies = []
+            for t_pub, upto in published:
+                t_ack = next((t for t, u in acks if u >= upto and t >= t_pub), None)
+                latencies.append((t_ack - t_pub) * 1000 if t_ack is not None else float("inf"))
+            status = ingest.status()
+        finally:
+            for probe in probes:
+                probe.close()
+            ingest.stop()
+            broker.stop()
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    counts = status["rejected_by_site"].get(attacker_site, {}).get("by_reason", {})
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(
+        f"ingest_poison_flood_innocent_ack_ms_p95 {p95:.0f}  (target <= 2000; {len(published)} "
+        f"batches of {RECORDS} lots from one site while another sent {sent[0]} worst-case "
+        f"messages at {FLOOD_RATE}/s for {FLOOD_S:.0f} s, TLS mosquitto, SQLite; "
+        f"median {latencies[len(latencies) // 2]:.0f} ms; {_load()})"
+    )
+    print(
+        f"ingest_peak_rss_mb_under_flood {peak:.0f}  (target <= 300; VmHWM of the ingest "
+        f"process; the attacker's messages: {shown})"
+    )
+
+
 def bench_ingest() -> None:
     data = payloads()
     bench_sqlite(data)
     bench_postgres(data)
+    bench_poison_flood()
 
 
 if __name__ == "__main__":
