@@ -2,12 +2,15 @@
 without TLS to a broker on another machine (``[mqtt] insecure_plaintext = true``) warns
 in its log, in GET /api/state, on its page and in telemetry; ``edge central ingest``
 refuses a plain broker on another machine without ``--insecure-plaintext`` and warns
-with it. "Another machine" is this machine's own address on its network (not loopback),
-where a real mosquitto listens, so the link really runs."""
+with it. "Another machine" is an address that is not loopback: the host end of a veth
+pair the test makes (rigs.netns, as the benchmarks' village link), where a real mosquitto
+listens, so the link really runs and no traffic leaves this machine."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from edge.netaddr import is_loopback_host
 from rigs.helpers import Broker, StationServer, station_config, wait_for
 from rigs.ingest import IngestProcess
 from rigs.need import need
+from rigs.netns import Pair
 from rigs.sync_central import TestCentral
 from tests.browser import by_id
 from tests.test_web_browser import check_layout
@@ -31,17 +35,52 @@ from tests.test_web_browser import check_layout
 SITE = "test-site"  # station_config's
 
 
-def lan_address() -> str:
-    """This machine's IPv4 address on its default route: not loopback, yet this machine."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # sends nothing: only picks the route's source
-        except OSError as exc:
-            need(f"no network address besides loopback to run a broker on ({exc})")
-        address: str = probe.getsockname()[0]
-    if is_loopback_host(address) or address == "0.0.0.0":
-        need(f"no network address besides loopback to run a broker on (got {address})")
-    return address
+class LanPair(Pair):
+    """A pair of its own names and subnet, so the benchmarks' clean-up leaves it alone."""
+
+    @property
+    def ns(self) -> str:
+        return f"edge-plain{self.index}"
+
+    @property
+    def host_dev(self) -> str:
+        return f"eplain-h{self.index}"
+
+    @property
+    def station_dev(self) -> str:
+        return f"eplain-s{self.index}"
+
+    @property
+    def host_addr(self) -> str:
+        return f"10.214.{self.index}.1"
+
+    @property
+    def station_addr(self) -> str:
+        return f"10.214.{self.index}.2"
+
+
+@pytest.fixture(scope="module")
+def lan_address() -> Iterator[str]:
+    """10.214.0.1: the host end of a veth pair made for this module (root only)."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        need("a veth pair needs root and iproute2 (`ip`), to give a broker an address "
+             "that is not loopback")  # fmt: skip
+    pair = LanPair(0)
+    try:
+        pair.up()
+    except (OSError, subprocess.SubprocessError) as exc:
+        remove_pair(pair)
+        need(f"cannot make a veth pair here ({exc})")
+    try:
+        assert not is_loopback_host(pair.host_addr)
+        yield pair.host_addr
+    finally:
+        remove_pair(pair)
+
+
+def remove_pair(pair: Pair) -> None:
+    subprocess.run(["ip", "link", "del", pair.host_dev], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", pair.ns], capture_output=True, check=False)
 
 
 class LanBroker(Broker):
@@ -65,8 +104,8 @@ class LanBroker(Broker):
 
 
 @pytest.fixture
-def lan_broker(tmp_path: Path) -> Iterator[LanBroker]:
-    broker = LanBroker(tmp_path / "broker", lan_address())
+def lan_broker(tmp_path: Path, lan_address: str) -> Iterator[LanBroker]:
+    broker = LanBroker(tmp_path / "broker", lan_address)
     broker.start()
     try:
         yield broker
