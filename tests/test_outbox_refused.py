@@ -5,16 +5,24 @@ later ack), and the rows after them go on; migration 0011 keeps every row."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cli import main
+from edge.config import MqttConfig
 from edge.storage import db as dbmod
 from edge.storage.outbox import Outbox
 from edge.storage.store import Store
+from edge.sync.envelope import Ack, Refusal, encode_ack
+from edge.sync.mqtt import MqttSync
 from edge.sync.telemetry import outbox_summary
+from rigs.helpers import Broker, wait_for
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
@@ -108,3 +116,51 @@ def test_migration_0011_keeps_every_row(tmp_path: Path) -> None:
         assert {"outbox_stream_status", "outbox_record", "outbox_confirmed_at"} <= indexes
     finally:
         db.close()
+
+
+def test_the_link_applies_a_refusal_of_its_own_epoch_only(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over a real mosquitto: a refusal without this database's epoch (an answer to a
+    batch that carried none, which this station never sends: someone else's) is
+    ignored; one with it marks the rows refused before the ack's ``upto`` confirms
+    the rest, so an ack moving past a refused range never confirms it."""
+    caplog.set_level(logging.INFO, logger="edge.sync")
+    path = tmp_path / "station.db"
+    store, outbox = station(path, 8)  # 10 records
+    cfg = MqttConfig(
+        enabled=True,
+        port=broker.port,
+        batch_max_records=50,
+        batch_max_age_s=0.0,
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.5,
+        keepalive_s=30,
+    )
+    sync = MqttSync(cfg, "sin-ho-01", outbox)
+    central = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fake-central")
+    central.connect("127.0.0.1", broker.port)
+    central.loop_start()
+    sync.start()
+    try:
+        wait_for(lambda: Counter(statuses(store).values())["sent"] == 10, 10, "sent")
+
+        def ack(a: Ack) -> None:
+            central.publish("edge/sin-ho-01/ack", encode_ack(a), qos=1).wait_for_publish(5)
+
+        ack(Ack("records", 0, "", Refusal(1, 10, 1, "epoch_missing", "no epoch")))
+        ack(Ack("records", 10, outbox.epoch, Refusal(4, 6, 5, "invalid_record", "net_g 0")))
+        wait_for(lambda: statuses(store)[10] == "confirmed", 10, "the ack applied")
+        assert statuses(store) == {
+            **dict.fromkeys((1, 2, 3, 7, 8, 9, 10), "confirmed"),
+            **dict.fromkeys((4, 5, 6), "refused"),
+        }
+        assert "ignoring central's refusal of records 1-10" in caplog.text
+        assert "central refused records 4-6 for good" in caplog.text
+        status = outbox.stream_status()["records"]
+        assert status.refused == 3 and "net_g 0 (first bad seq 5)" in (status.refused_reason or "")
+    finally:
+        sync.stop()
+        central.disconnect()
+        central.loop_stop()
+        store.close()

@@ -355,6 +355,23 @@ def parse_status_payload(payload: bytes) -> dict[str, Any]:
     return data
 
 
+REPEAT_REFUSAL_S = 86_400
+"""For this long after a batch of a (site, stream) was refused, every ack of that
+stream carries the refusal again: acks may be lost (the station takes them at QoS
+0), and a later ack's ``upto`` passes the refused range, which would otherwise
+confirm those records at the station."""
+
+
+@dataclass(frozen=True)
+class RecentRefusal:
+    """The latest refused range of a (site, stream), repeated in its acks."""
+
+    first: int
+    last: int
+    seq: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class StreamProgress:
     """After a store: the contiguous mark of one (site, stream) and what was new."""
@@ -367,6 +384,7 @@ class StreamProgress:
     epoch: str = ""  # the epoch central holds for it (what the ack carries)
     conflict: str = ""  # the refused epoch when the batches were not stored
     missing_epoch: bool = False  # not stored: no epoch, and central holds one
+    refusal: RecentRefusal | None = None  # refused within REPEAT_REFUSAL_S: said again
 
 
 Row = tuple[str, str, int, str, str | None, str]

@@ -441,7 +441,9 @@ class Ingest:
         by_key = {(p.site, p.stream): p for p in progress}
         for p in progress:
             if not p.conflict and not p.missing_epoch:
-                payload = encode_ack(Ack(p.stream, p.upto, p.epoch))
+                r = p.refusal  # a recent refusal, said again (acks may be lost)
+                again = Refusal(r.first, r.last, r.seq, r.reason) if r else None
+                payload = encode_ack(Ack(p.stream, p.upto, p.epoch, again))
                 self.client.publish(f"{self.prefix}/{p.site}/ack", payload, qos=1)
         refused = missing = 0
         for item in done:

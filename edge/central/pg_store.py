@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,8 +23,10 @@ from edge.central.core import (
     EPOCH_CONFLICT,
     EPOCH_MISSING,
     EPOCH_OK,
+    REPEAT_REFUSAL_S,
     DbUrlError,
     GroupPlan,
+    RecentRefusal,
     Refused,
     RefusedProgress,
     SiteRow,
@@ -111,6 +113,11 @@ UPSERT_REFUSED = (
     "ON CONFLICT (site, stream, first_seq, last_seq) DO UPDATE SET "
     "times = f.times + 1, last_at = excluded.last_at, reason = excluded.reason, "
     "seq = excluded.seq, detail = excluded.detail, epoch = excluded.epoch"
+)
+LATEST_REFUSED = (
+    "SELECT first_seq, last_seq, seq, reason FROM refused "
+    "WHERE site = %s AND stream = %s AND last_at >= %s "
+    "ORDER BY last_at DESC, last_seq DESC LIMIT 1"
 )
 SET_PROGRESS = (
     "UPDATE progress SET contiguous_seq = %s, highest_seq = %s, "
@@ -266,7 +273,17 @@ class PgStore(CentralStore):
                 upto = self._advance(cur, key, upto, highest, refused_upto)
                 cur.execute(SET_PROGRESS, (upto, highest, new, now, epoch, site, stream))
                 received = plan.received[key]
-                out.append(StreamProgress(site, stream, upto, new, received - new, epoch or ""))
+                refusal = None
+                if refused_upto:  # a stream that had a refusal: say the latest again a while
+                    since = now - timedelta(seconds=REPEAT_REFUSAL_S)
+                    cur.execute(LATEST_REFUSED, (site, stream, since))
+                    row = cur.fetchone()
+                    refusal = RecentRefusal(*row) if row else None
+                out.append(
+                    StreamProgress(
+                        site, stream, upto, new, received - new, epoch or "", refusal=refusal
+                    )
+                )
             for site in plan.sites:
                 telemetry = None if site in refused else plan.telemetry.get(site)
                 cur.execute(

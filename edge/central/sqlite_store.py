@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ from edge.central.core import (
     EPOCH_CONFLICT,
     EPOCH_MISSING,
     EPOCH_OK,
+    REPEAT_REFUSAL_S,
     GroupPlan,
+    RecentRefusal,
     Refused,
     RefusedProgress,
     SiteRow,
@@ -37,7 +39,7 @@ from edge.central.store import (
     StoreError,
     StoreUnavailable,
 )
-from edge.ids import iso, utc_now
+from edge.ids import iso, parse_iso, utc_now
 
 BUSY_TIMEOUT_S = 60.0
 
@@ -105,6 +107,11 @@ PROGRESS = (
 REFUSED_END = (
     "SELECT max(last_seq) FROM refused "
     "WHERE site = ? AND stream = ? AND first_seq <= ? AND last_seq > ?"
+)
+LATEST_REFUSED = (
+    "SELECT first_seq, last_seq, seq, reason FROM refused "
+    "WHERE site = ? AND stream = ? AND last_at >= ? "
+    "ORDER BY last_at DESC, last_seq DESC LIMIT 1"
 )
 UPSERT_REFUSED = (
     "INSERT INTO refused (site, stream, first_seq, last_seq, epoch, reason, seq, detail, "
@@ -245,7 +252,14 @@ class SqliteStore(CentralStore):
         upto = self._advance(db, key, covered_upto(contiguous, ranges), highest, refused_upto)
         self._set_progress(db, key, upto, highest, inserted, now, epoch)
         received = plan.received[key]
-        return StreamProgress(site, stream, upto, inserted, received - inserted, epoch or "")
+        refusal = None
+        if refused_upto:  # a stream that had a refusal: say the latest again for a while
+            since = iso(parse_iso(now) - timedelta(seconds=REPEAT_REFUSAL_S))
+            row = db.execute(LATEST_REFUSED, (*key, since)).fetchone()
+            refusal = RecentRefusal(*row) if row else None
+        return StreamProgress(
+            site, stream, upto, inserted, received - inserted, epoch or "", refusal=refusal
+        )
 
     def _advance(
         self, db: sqlite3.Connection, key: tuple[str, str], upto: int, highest: int, refused: int
