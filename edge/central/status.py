@@ -4,10 +4,14 @@ thread per request, read-only).
     {"sites": [{"site", "last_seen", "online", "status", "streams":
                 {stream: {"confirmed_upto", "records", "highest_seq"}}, "telemetry",
                 "epoch_conflict": null or {"stored", "seen", "at"}}],
-     "ingest": {"batches", "records", "duplicates", "rejected", "epoch_conflicts"}}
+     "ingest": {"batches", "records", "duplicates", "rejected", "epoch_conflicts"},
+     "rejected_by_site": {site: {"total", "by_reason": {reason: count}, "garbage",
+                                 "last": {"reason", "detail", "at"}}}}
 
-``ingest`` counts what this process did since it started; ``sites`` comes from
-the database, so every ingest process sharing it shows the same fleet.
+``ingest`` and ``rejected_by_site`` count what this process did since it started
+(``edge.central.guard``: ``garbage`` flags a site that keeps sending what cannot be
+stored); ``sites`` comes from the database, so every ingest process sharing it
+shows the same fleet.
 """
 
 from __future__ import annotations
