@@ -367,7 +367,10 @@ class Ingest:
             validate_batch(batch)
         except EnvelopeError as exc:
             header = exc.header
-            if header is not None and (header.site, header.stream) == (item.site, item.kind):
+            own = header is not None and (header.site, header.stream) == (item.site, item.kind)
+            if header is not None and own and exc.reason != "too_many_records":
+                # (a range of more than 5,000 seqs is never recorded as done: one
+                # message must not move a stream's mark by an arbitrary amount)
                 detail = printable(str(exc))
                 where = (
                     f"batch {header.batch_id} ({header.site}/{header.stream} "
