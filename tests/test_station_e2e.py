@@ -100,6 +100,7 @@ def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> N
 def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Broker) -> None:
     # back-off capped at 2 s: the broker is back within the test's patience
     mqtt = {"enabled": True, "port": broker.port, "reconnect_min_s": 0.2, "reconnect_max_s": 2}
+    mqtt["batch_max_age_s"] = 0.2  # the test's lots leave at once, not after the shipped 15 min
     cfg = station_config(tmp_path, mqtt=mqtt)
     central = TestCentral(broker.port)
     try:
@@ -148,6 +149,7 @@ timeout_s = 1.0
 [mqtt]
 enabled = true
 port = {broker_port}
+batch_max_age_s = 0.2
 reconnect_min_s = 0.2
 reconnect_max_s = 2
 [storage]
