@@ -45,8 +45,10 @@ def free_port() -> int:
 
 def bound_socket(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     """A TCP socket bound to ``host:port`` (0: a free port, read back with
-    ``getsockname()``), not listening, with SO_REUSEADDR."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ``getsockname()``), not listening, with SO_REUSEADDR. Its protocol is IPPROTO_TCP, not
+    0: asyncio sets TCP_NODELAY only on sockets that say so, and without it every small
+    HTTP answer of a server on this socket waits 40 ms for a delayed ACK (Nagle)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
