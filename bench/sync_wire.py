@@ -29,7 +29,7 @@ from bench.sync_common import drain_metered
 from rigs.helpers import Pki
 from rigs.netns import village_link
 
-WIRE_RUNS = ((1, 2_000), (10, 2_000), (100, 2_000), (1_000, 5_000))
+WIRE_RUNS: tuple[tuple[int, int], ...] = ((1, 2_000), (10, 2_000), (100, 2_000), (1_000, 5_000))
 
 
 def bench_sync_wire() -> None:
