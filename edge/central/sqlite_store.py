@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -152,7 +153,7 @@ class SqliteStore(CentralStore):
             self._db = sqlite3.connect(
                 path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(busy_timeout_s)
             self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {path}: {exc}") from None
@@ -178,6 +179,19 @@ class SqliteStore(CentralStore):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _wal(self, busy_timeout_s: float) -> None:
+        """WAL mode; switching a new file to it while another process opens the same
+        file may report "locked" at once (no busy handler for that step): retried."""
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -452,6 +452,9 @@ class MqttSync(Worker):
         elif self._state is _State.CONNECTING:
             self.client.disconnect()
         self._state = _State.DOWN
+        # paho keeps its connection and a socket pair (loop() wake-ups) until the client
+        # is garbage; a stopped link holds no sockets (no public call closes the pair)
+        self.client._reset_sockets()
         try:
             self._flush_usage(self._mono())
         except Exception:  # the store may be closing with the station
