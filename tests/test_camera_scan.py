@@ -5,7 +5,6 @@ their signed payloads verified; the Code 128 tracking code of shipping labels is
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import numpy as np
 import pytest
 
 from edge.camera import scan as scan_module
-from edge.camera.cli import EXIT_FOUND, EXIT_NONE, EXIT_UNREADABLE, add_scan_command
+from edge.camera.cli import EXIT_FOUND, EXIT_NONE, EXIT_UNREADABLE
 from edge.camera.scan import Code, ScanError, scan, scan_file
+from edge.cli import build_parser
 from edge.printer.payload import PayloadKind, verify
 from rigs.label_photos import FAMILIES, KEY, KINDS, blank_photo, label_data, label_photo
 
@@ -133,24 +133,9 @@ def test_files(tmp_path: Path) -> None:
 
 
 # -- the command -----------------------------------------------------------------------------
-def _wired() -> bool:
-    from edge.cli import build_parser
-
-    groups = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return any("scan" in group.choices for group in groups)
-
-
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Through ``edge``'s parser once ``scan`` is wired into it, else a parser holding only
-    ``add_scan_command``."""
-    if _wired():
-        from edge.cli import build_parser
-
-        parser = build_parser()
-    else:
-        parser = argparse.ArgumentParser(prog="edge")
-        add_scan_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """Through ``edge``'s own parser."""
+    args = build_parser().parse_args(argv)
     code: int = args.func(args)
     out, err = capsys.readouterr()
     return code, out, err

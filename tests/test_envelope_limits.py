@@ -39,10 +39,10 @@ def refused_cheaply(data: bytes, reason: str | None = None) -> EnvelopeError:
     loaded machine: these take micro- to milliseconds), and allocates at most what
     the decompressed payload takes, plus a small amount per CBOR item it holds (when
     within the caps), plus 1 MiB."""
-    t0 = time.monotonic()
+    t0 = time.thread_time()  # CPU time: waiting for a busy core does not count
     with pytest.raises(EnvelopeError) as caught:
         decode_and_validate(data)
-    assert time.monotonic() - t0 < 1.0
+    assert time.thread_time() - t0 < 1.0
     tracing = tracemalloc.is_tracing()  # (python -X tracemalloc: already on)
     if not tracing:
         tracemalloc.start()

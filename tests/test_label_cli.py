@@ -4,7 +4,6 @@ reason and a non-zero exit."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import subprocess
@@ -16,9 +15,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from edge.cli import build_parser
 from edge.printer.kinds import KINDS
 from edge.printer.label import render_label
-from edge.printer.label_cli import KIND_NAMES, add_label_commands
+from edge.printer.label_cli import KIND_NAMES
 from edge.printer.payload import PayloadKind, PayloadSigner, ensure_site_key, sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,27 +26,9 @@ EXAMPLES = ROOT / "examples" / "labels"
 LOT_ID = "019ab3c2-7c1e-7d33-9a0b-2f1e5c9d8a11"
 
 
-def _wired() -> bool:
-    from edge.cli import build_parser
-
-    groups = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return any("label" in group.choices for group in groups)
-
-
-WIRED = _wired()
-
-
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Through ``edge``'s own parser once ``label`` is wired into it, else through a parser
-    holding only ``add_label_commands``."""
-    if WIRED:
-        from edge.cli import build_parser
-
-        parser = build_parser()
-    else:
-        parser = argparse.ArgumentParser(prog="edge")
-        add_label_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """Through ``edge``'s own parser."""
+    args = build_parser().parse_args(argv)
     code = args.func(args)
     out, err = capsys.readouterr()
     return code, out, err
@@ -202,7 +184,6 @@ def test_verify_refuses_a_non_ascii_payload_without_a_traceback(tmp_path: Path) 
         )
 
 
-@pytest.mark.skipif(not WIRED, reason="`label` is not wired into edge/cli.py yet")
 def test_edge_label_verify_as_a_command(tmp_path: Path) -> None:
     key = ensure_site_key(tmp_path / "var" / "site.key")
     good = sign("demo-site", PayloadKind.MANIFEST, LOT_ID, key)
