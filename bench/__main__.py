@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.grading import bench_grade_photo, bench_grading
-from bench.ingest import bench_ingest
-from bench.labels import bench_labels
-from bench.printing import bench_api_to_printer
-from bench.scale import bench_stable_to_api
-from bench.scale_parse import bench_parse
-from bench.scan import bench_scan
 from bench.station import median_p95_ms
-from bench.sync import bench_sync, bench_sync_drain, bench_sync_month
 from edge.storage.store import Store
 
 
@@ -34,16 +28,31 @@ def bench_record_lot(n: int = 300) -> None:
     print(f"record_lot_ms_p95 {p95:.2f} ms")
 
 
+PARTS = (
+    ("bench.__main__", "bench_record_lot"),
+    ("bench.labels", "bench_labels"),
+    ("bench.printing", "bench_api_to_printer"),
+    ("bench.scale_parse", "bench_parse"),
+    ("bench.scale", "bench_stable_to_api"),
+    ("bench.grading", "bench_grading"),
+    ("bench.grading", "bench_grade_photo"),
+    ("bench.scan", "bench_scan"),
+    ("bench.ingest", "bench_ingest"),
+    ("bench.sync", "bench_sync"),
+    ("bench.sync", "bench_sync_month"),
+    ("bench.sync", "bench_sync_drain"),
+)
+"""Each part in a process of its own, one after the other: what one part leaves behind
+(a station's threads, a warm cache, a fragmented heap) cannot slow or speed the next."""
+
+
+def main() -> int:
+    failed = 0
+    for module, function in PARTS:
+        code = f"from {module} import {function}; {function}()"
+        failed += subprocess.run([sys.executable, "-c", code], check=False).returncode != 0
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
-    bench_record_lot()
-    bench_labels()
-    bench_api_to_printer()
-    bench_parse()
-    bench_stable_to_api()
-    bench_grading()
-    bench_grade_photo()
-    bench_scan()
-    bench_ingest()
-    bench_sync()
-    bench_sync_month()
-    bench_sync_drain()
+    raise SystemExit(main())
