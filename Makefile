@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test check lint typecheck pytest bench system-deps clean
+.PHONY: run test check lint typecheck pytest bench system-deps clean deploy-deps deploy-test
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
@@ -16,14 +16,21 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 ## Start the station on the embedded default (simulated scale and printer, no broker).
+## Nobody can sign in on a new station: on a terminal, `make run` asks for the first lead.
 run: $(STAMP)
+	@if ! $(BIN)/edge users list --json | grep -q '"role"' && [ -t 0 ]; then \
+	  echo "No one can sign in yet. The first lead (name, then a 4-8 digit PIN twice):"; \
+	  read -r -p "Name: " name && $(BIN)/edge users add "$$name" --role lead; \
+	fi
 	$(BIN)/edge run
 
-## Debian packages the tests talk to: mosquitto (a real broker) and chromium (a real browser).
+## Debian packages the tests talk to: mosquitto (a real broker) and chromium (a real browser);
+## ansible-core checks deploy/ansible (syntax, the role's templates rendered by Ansible).
 system-deps:
 	@missing=""; \
 	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/ansible-playbook ] || missing="$$missing ansible-core"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -47,16 +54,48 @@ typecheck: $(STAMP)
 ## the suite runs). Set EDGE_TEST_CLOCK to repeat the pass at any other instant.
 EDGE_TEST_CLOCK ?= $(shell date -u +%Y)-12-31T16:59:40Z
 
+## Both passes run at once (each waits on brokers, browsers and clocks more than it
+## computes): each writes its own log and temporary folder, printed when both have ended.
 pytest: $(STAMP) system-deps
-	env -u EDGE_TEST_CLOCK -u EDGE_TEST_CLOCK_ANCHOR $(BIN)/pytest
-	@echo "== the suite again on the test clock: EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK)"
-	env -u EDGE_TEST_CLOCK_ANCHOR EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) $(BIN)/pytest
+	@runs=$$(mktemp -d /tmp/edge-test.XXXXXX); \
+	echo "== the suite twice at once: on the real clock, and on the test clock EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) ($$runs)"; \
+	env -u EDGE_TEST_CLOCK -u EDGE_TEST_CLOCK_ANCHOR $(BIN)/pytest -p no:cacheprovider \
+	  --durations=8 --basetemp=$$runs/real > $$runs/real.log 2>&1 & real=$$!; \
+	env -u EDGE_TEST_CLOCK_ANCHOR EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) $(BIN)/pytest -p no:cacheprovider \
+	  --durations=8 --basetemp=$$runs/clock > $$runs/clock.log 2>&1 & clock=$$!; \
+	wait $$real; r=$$?; wait $$clock; c=$$?; \
+	echo "== the real clock (exit $$r)"; cat $$runs/real.log; \
+	echo "== the test clock EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) (exit $$c)"; cat $$runs/clock.log; \
+	rm -rf $$runs/real $$runs/clock; [ $$r = 0 ] && [ $$c = 0 ]
 
 ## Everything CI runs: install what is missing, lint, type-check, the whole suite.
 test: system-deps $(STAMP) lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The deployment on a real Debian bookworm root (docs/deploy.md, "Testing the deployment"):
+## debootstrap (cached in /var/cache/edge-deploy), the station playbook through Ansible's
+## chroot connection, the root booted with systemd-nspawn, an arm64 root under qemu,
+## ansible-lint. Not part of `make test` (it takes longer than the suite's 20 minutes allow).
+DEPLOY_APT := debootstrap ansible ansible-lint systemd-container qemu-user-static binfmt-support
+deploy-deps: $(STAMP)
+	@missing=""; for p in $(DEPLOY_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@# arm64 binaries run under qemu through binfmt_misc, which no systemd mounts and fills here
+	@[ -e /proc/sys/fs/binfmt_misc/register ] || $(SUDO) mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+	  || echo "binfmt_misc cannot be mounted here: the arm64 root will be reported as not run"
+	@[ ! -e /proc/sys/fs/binfmt_misc/register ] || [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
+	  || $(SUDO) update-binfmts --enable qemu-aarch64 || $(SUDO) /lib/systemd/systemd-binfmt qemu-aarch64-static.conf \
+	  || echo "qemu-aarch64 could not be registered: the arm64 root will be reported as not run"
+
+DEPLOY_TMP ?= /tmp/edge-deploy-test
+deploy-test: deploy-deps
+	$(BIN)/ruff check deploy/test && $(BIN)/mypy --strict deploy/test
+	$(BIN)/python -m pytest deploy/test -p no:cacheprovider -v -s --timeout=5400 --basetemp=$(DEPLOY_TMP)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -34,6 +34,7 @@ PARTS = (
     ("bench.printing", "bench_api_to_printer"),
     ("bench.scale_parse", "bench_parse"),
     ("bench.scale", "bench_stable_to_api"),
+    ("bench.page_weight", "bench_page_weight"),
     ("bench.grading", "bench_grading"),
     ("bench.grading", "bench_grade_photo"),
     ("bench.scan", "bench_scan"),
@@ -41,6 +42,15 @@ PARTS = (
     ("bench.sync", "bench_sync"),
     ("bench.sync", "bench_sync_month"),
     ("bench.sync", "bench_sync_drain"),
+    ("bench.orders_import", "bench_orders_import"),
+    ("bench.orders_downlink", "bench_orders_downlink"),
+    ("bench.station_rss", "bench_station_rss"),
+    ("bench.farmer_search", "bench_farmer_search"),
+    ("bench.packing", "bench_pack_to_label"),
+    ("bench.handover_page", "bench_handover_feedback"),
+    ("bench.handover", "bench_manifest_render"),
+    ("bench.console_fleet", "bench_console_fleet"),
+    ("bench.console_search", "bench_console_search"),
 )
 """Each part in a process of its own, one after the other: what one part leaves behind
 (a station's threads, a warm cache, a fragmented heap) cannot slow or speed the next."""

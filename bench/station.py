@@ -36,6 +36,15 @@ def bench_station(
     tmp: Path, printer: dict[str, Any], readings: int
 ) -> Iterator[tuple[httpx.Client, Callable[[bytes], None]]]:
     """(an HTTP client on the station, a function writing bytes into its scale port)."""
+    with bench_server(tmp, printer, readings) as (server, write), server.client() as client:
+        yield client, write
+
+
+@contextlib.contextmanager
+def bench_server(
+    tmp: Path, printer: dict[str, Any], readings: int
+) -> Iterator[tuple[StationServer, Callable[[bytes], None]]]:
+    """(the running station, a function writing bytes into its scale port)."""
     master, slave = os.openpty()
     tty.setraw(slave)
     link = tmp / "scale"
@@ -57,8 +66,8 @@ def bench_station(
             data = data[os.write(master, data) :]
 
     try:
-        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as client:
-            yield client, write
+        with StationServer(cfg) as server:
+            yield server, write
     finally:
         for fd in (master, slave):
             with contextlib.suppress(OSError):

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edge.accounts.cli import add_users_commands
 from edge.camera.cli import add_scan_command
 from edge.camera.grade_cli import add_grade_commands
 from edge.central.cli import add_central_commands
 from edge.config import ConfigError, StationConfig, load_config
+from edge.ops.cli import add_ops_commands
 from edge.printer.label_cli import add_label_commands
 from edge.printer.printer_cli import add_label_print, add_printer_commands
 from edge.scale.cli import add_scale_commands
 from edge.sync.certs_cli import add_certs_commands
+from edge.sync.downlink_cli import add_downlink_commands
 from edge.sync.outbox_cli import add_outbox_commands
 
 
@@ -33,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from edge.web.app import create_app
+    from edge.web.events import Server
 
     cfg = _load(args.config)
     logging.basicConfig(
@@ -42,7 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     where = args.config or "the embedded default configuration"
     logging.getLogger("edge").info("starting station %s from %s", cfg.site.id, where)
-    uvicorn.run(create_app(cfg), host=cfg.web.host, port=cfg.web.port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(cfg), host=cfg.web.host, port=cfg.web.port, log_level="warning"
+    )
+    Server(config).run()  # uvicorn's, ending the page's event streams when it stops
     return 0
 
 
@@ -76,13 +85,23 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         body["connected"] = False
     if args.replug:
         body["connected"] = True
-    req = urllib.request.Request(
-        f"{args.url.rstrip('/')}/api/simulator",
-        data=json.dumps(body).encode(),
+    base = args.url.rstrip("/")
+    pin = os.environ.get("EDGE_PIN") or getpass.getpass(f"PIN of {args.name}: ")
+    login = urllib.request.Request(
+        f"{base}/api/login",
+        data=json.dumps({"name": args.name, "pin": pin}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
+        with urllib.request.urlopen(login, timeout=10) as resp:
+            cookie = resp.headers.get("set-cookie", "").split(";", 1)[0]
+        req = urllib.request.Request(
+            f"{base}/api/simulator",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Cookie": cookie},
+            method="POST",
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             print(resp.read().decode())
     except urllib.error.HTTPError as exc:
@@ -149,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(the embedded default) through its HTTP API.",
     )
     sim.add_argument("--url", default="http://127.0.0.1:8080")
+    sim.add_argument(
+        "--name",
+        required=True,
+        help="who you are (edge users); the PIN is read from EDGE_PIN or asked",
+    )
     sim.add_argument("--weight", type=int, help="weight in grams")
     sim.add_argument("--unstable", action="store_true", help="hold the reading unstable")
     sim.add_argument("--stable", action="store_true", help="let the reading settle")
@@ -157,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulator)
 
     add_outbox_commands(sub)
+    add_downlink_commands(sub)
+    add_users_commands(sub)
+    add_ops_commands(sub)  # health, backup, restore: the station as a service
     return parser
 
 

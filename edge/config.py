@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -27,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from edge.defaults import GRADING_RULES, PRINTER_PROFILES, SCALE_PROFILES
 from edge.netaddr import is_loopback_host
-from edge.tomlfile import read_toml, unknown_key
+from edge.tomlfile import known_zone, read_toml, unknown_key
 
 if TYPE_CHECKING:
     from edge.printer.profiles import PrinterProfile
@@ -69,11 +68,7 @@ class SiteConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use e.g. 'Asia/Ho_Chi_Minh'") from None
-        return value
+        return known_zone(value)
 
 
 class _ScaleCommon(_Section):
@@ -204,8 +199,10 @@ class _PrinterCommon(_Section):
         description="Printer profile: a name in profiles_dir (e.g. 'epson-tm-t20ii') or a "
         ".toml path; default: generic-58mm.",
     )
-    paper_dots: Literal[384, 576] = Field(
-        384, description="Printable width: 58 mm=384, 80 mm=576; default: the profile's."
+    paper_dots: Literal[384, 576, 800] = Field(
+        384,
+        description="Printable width: 58 mm=384, 80 mm=576, 100 mm (100x150 labels)=800; "
+        "default: the profile's.",
     )
     native_text: Literal["none", "tcvn3", "cp1258"] | None = Field(
         None,
@@ -443,6 +440,18 @@ class CameraConfig(_Section):
     )
     marker_mm: float = Field(40.0, gt=0, le=500, description="ArUco marker side.")
     max_upload_mb: int = Field(15, ge=1, le=100, description="Largest phone photo accepted.")
+    max_upload_megapixels: int = Field(
+        16, ge=1, le=50, description="Most pixels an upload may have (checked before decoding)."
+    )
+    decode_concurrency: int = Field(
+        2, ge=1, le=4, description="Photos decoded and graded at once (20-60 MB each at the peak)."
+    )
+    upload_buffer_mb: int = Field(
+        64, ge=1, le=1024, description="Upload bodies held in memory at once, all phones together."
+    )
+    busy_wait_s: float = Field(
+        20.0, gt=0, le=300, description="An upload waits this long for its turn, then 503 busy."
+    )
 
 
 class GradingConfig(_Section):
@@ -459,6 +468,13 @@ class GradingConfig(_Section):
 class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    max_body_kb: int = Field(64, ge=1, le=1024)
+    """Largest request body but a photo's (``camera.max_upload_mb``), refused unread."""
+    session_hours: float = Field(12.0, gt=0, le=24)
+    """A sign-in lasts one shift: the session cookie expires this many hours after it."""
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = []
+    """Host names (besides IP addresses, localhost and this machine's name and
+    ``<name>.local``) the page may be opened by; any other Host is refused."""
 
 
 class StationConfig(_Section):

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +35,10 @@ from edge.camera.intake import Intake
 from edge.camera.photos import UploadLimits
 from edge.config import SimulatedScaleConfig, StationConfig
 from edge.errors import StaffError
-from edge.ids import Now, iso, utc_now
+from edge.handover.service import Handovers
+from edge.ids import Now, utc_now
+from edge.orders.apply import HANDLERS
+from edge.orders.packing import Orders
 from edge.printer.payload import PayloadSigner, ensure_site_key
 from edge.printer.transport import Transport, transport_for
 from edge.printer.worker import PrinterWorker, kinds_renderer
@@ -41,6 +46,7 @@ from edge.scale.reader import CommandError, ScaleReader
 from edge.scale.simulator import ScaleSimulator
 from edge.scale.state import ScaleState, ScaleStatus
 from edge.storage.db import StorageError
+from edge.storage.orders import claim_site
 from edge.storage.print_queue import PrintQueue
 from edge.storage.store import Lot, Store
 from edge.storage.tare import SoftwareTare
@@ -121,10 +127,11 @@ _NO_ZERO = (
 
 
 def _not_sent(what_vi: str, what_en: str, exc: CommandError) -> Refused:
+    log.warning("%s command not sent to the scale: %s", what_en, exc)  # the raw why: log only
     return Refused(
         "command_not_sent",
-        f"Không gửi được lệnh {what_vi} tới cân ({exc}). Kiểm tra cáp của cân rồi thử lại.",
-        f"The {what_en} command did not reach the scale ({exc}). Check its cable and try again.",
+        f"Không gửi được lệnh {what_vi} tới cân. Kiểm tra cáp của cân rồi thử lại.",
+        f"The {what_en} command did not reach the scale. Check its cable and try again.",
     )
 
 
@@ -132,6 +139,12 @@ _SAME_WEIGHING = (
     "already_recorded",
     "Lần cân này đã được ghi thành một lô. Nhấc hàng khỏi cân rồi đặt lô mới lên.",
     "This weighing is already recorded as a lot. Take the produce off, then weigh the next lot.",
+)
+
+_SAME_PARCEL_WEIGHING = (
+    "already_recorded",
+    "Lần cân này đã được ghi rồi. Nhấc kiện khỏi cân rồi đặt kiện cần cân lên.",
+    "This weighing is already recorded. Take the parcel off, then weigh the next one.",
 )
 
 _NOT_POSITIVE = (
@@ -162,25 +175,30 @@ class Station:
         self.scale: ScaleReader | None = None
         self.printer: PrinterWorker | None = None
         self.sync: MqttSync | None = None
+        self._orders: Orders | None = None
+        self._handover: Handovers | None = None
         self._record_lock = threading.Lock()
         self._last_weighing = -1  # one lot per weighing: a double tap is refused
         self._tare_lock = threading.Lock()  # the reader's software tare and its saved copy
 
     def _open_store(self) -> Store:
         s = self.cfg.storage
-        store = Store.open(s.path, self.cfg.site.id, s.backup_dir, self.now)
+        store = Store.open(s.path, self.cfg.site.id, s.backup_dir, self.now, self.tz)
         self._workers_stores.append(store)
         return store
 
     def start(self) -> None:
         self.store = self._open_store()
+        self.store.number_lot_days()  # lots from before migration 0015 get their day's number
+        claim_site(self.store)  # products central sends down take this site's seqs
         held = PrintQueue(self.store).hold_interrupted()
         if held:
             log.warning(
                 "%d print job(s) were cut off by a stop; staff must confirm a reprint", held
             )
         # Photos: files without a row (a crash) removed, retention applied, camera ready.
-        limits = UploadLimits(max_bytes=self.cfg.camera.max_upload_mb << 20)
+        cam = self.cfg.camera
+        limits = UploadLimits(cam.max_upload_mb << 20, cam.max_upload_megapixels * 1_000_000)
         self.intake = Intake(
             self.store, self.cfg.camera, self.cfg.grading, camera=self._camera, limits=limits
         )
@@ -197,8 +215,14 @@ class Station:
             renderer=kinds_renderer(signer=self._signer, tz=self.tz),
         )
         self.printer.start()
+        self._orders = Orders(self.store, self.cfg.site.name, self.weighing, self._print_now)
+        self._handover = Handovers(
+            self.store, self.cfg.site.name, self._signer, self.tz, self._print_now
+        )
         if self.cfg.mqtt.enabled:
-            self.sync = build_link(self.cfg, self._open_store(), devices=self.device_states)
+            self.sync = build_link(
+                self.cfg, self._open_store(), devices=self.device_states, handlers=HANDLERS
+            )
             self.sync.start()
         log.info("station %s started", self.cfg.site.id)
 
@@ -298,6 +322,20 @@ class Station:
         return self.store
 
     @property
+    def orders(self) -> Orders:
+        """Orders, the pick list and packing (issue 13)."""
+        if self._orders is None:
+            raise RuntimeError("station not started")
+        return self._orders
+
+    @property
+    def handover(self) -> Handovers:
+        """Courier handovers: scans, reconciliation, the manifest, returns (issue 14)."""
+        if self._handover is None:
+            raise RuntimeError("station not started")
+        return self._handover
+
+    @property
     def photos(self) -> Intake:
         """Photos and grades of lots (camera, uploads, grading)."""
         if self.intake is None:
@@ -319,7 +357,11 @@ class Station:
         """Scale, printer and camera states for telemetry (called from the link's thread)."""
         scale = self.scale.state if self.scale else None
         return {
-            "scale": {"status": scale.status.value, "error": scale.error} if scale else None,
+            "scale": (
+                {"status": scale.status.value, "fault": scale.fault, "error": scale.error}
+                if scale
+                else None
+            ),
             "printer": self.printer.state_json() if self.printer else None,
             "camera": self.intake.state_json() if self.intake else None,
         }
@@ -329,7 +371,11 @@ class Station:
             raise RuntimeError("station not started")
         return self.scale
 
-    def record_lot(self, producer_id: str, product_id: str) -> Lot:
+    @contextmanager
+    def weighing(self, what: str = "lot") -> Iterator[ScaleState]:
+        """The scale's reading for one record (``what``: a lot, a parcel): refused
+        (Refused) unless stable and positive, or when this weighing already made a record.
+        The weighing counts as used when the block ends without an exception."""
         state = self.scale_state()
         refusal = _REFUSALS.get(state.status)
         if refusal is not None:
@@ -338,18 +384,26 @@ class Station:
             raise Refused(*_NOT_POSITIVE)
         with self._record_lock:
             if state.weighing == self._last_weighing:
-                raise Refused(*_SAME_WEIGHING)
+                raise Refused(*(_SAME_PARCEL_WEIGHING if what == "parcel" else _SAME_WEIGHING))
+            yield state
+            self._last_weighing = state.weighing
+
+    def _print_now(self) -> None:
+        if self.printer is not None:
+            self.printer.wake()  # print now, not at the worker's next idle poll
+
+    def record_lot(self, producer_id: str, product_id: str, actor: str = "staff") -> Lot:
+        with self.weighing() as state:
             lot = self.db.record_lot(
                 producer_id,
                 product_id,
-                state.weight_g,
+                state.weight_g or 0,
                 state.frame or "",
                 tare_g=state.tare_g,
                 tare_source=state.tare_source,
+                actor=actor,
             )
-            self._last_weighing = state.weighing
-        if self.printer is not None:
-            self.printer.wake()  # print now, not at the worker's next idle poll
+        self._print_now()
         return lot
 
     # -- tare and zero ------------------------------------------------------------------
@@ -361,7 +415,7 @@ class Station:
     def can_zero(self) -> bool:
         return self._reader().protocol.zero_command is not None
 
-    def tare(self) -> str:
+    def tare(self, actor: str = "staff") -> str:
         """Tare now; returns where (``scale`` or ``software``). Refused when it cannot."""
         reader = self._reader()
         state = reader.state
@@ -388,18 +442,19 @@ class Station:
             if not reader.set_software_tare(gross, if_weighing=state.weighing):
                 raise Refused(*_SCALE_MOVED)
             try:
-                SoftwareTare(self.db).set(gross)  # kept across a restart, audited
+                SoftwareTare(self.db).set(gross, actor=actor)  # kept across a restart, audited
             except StorageError:
                 reader.set_software_tare(previous)  # not saved: not in force either
                 raise
         return "software"
 
-    def clear_tare(self) -> None:
+    def clear_tare(self, actor: str = "staff") -> None:
         """Drop the software tare; nothing to do when there is none."""
         reader = self._reader()
         with self._tare_lock:
             if reader.software_tare_g is not None:
-                SoftwareTare(self.db).clear()  # first: a tare that stays saved stays shown
+                # first: a tare that stays saved stays shown
+                SoftwareTare(self.db).clear(actor=actor)
                 reader.set_software_tare(None)
                 return
         if reader.state.tare_source == "scale":
@@ -420,6 +475,6 @@ class Station:
         reader.forget_scale_tare()  # zeroing clears an indicator's tare
         log.info("zero command sent to the scale")
 
-    def start_of_today(self) -> str:
-        local_midnight = datetime.combine(self.now().astimezone(self.tz).date(), time(), self.tz)
-        return iso(local_midnight)
+    def today(self) -> date:
+        """The station-local date now: the day lots count in."""
+        return self.now().astimezone(self.tz).date()

@@ -9,8 +9,20 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Problems = list[tuple[str, str]]
+
+
+def known_zone(value: str) -> str:
+    """``value`` when it names a time zone (a pydantic validator's check), else ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use e.g. 'Asia/Ho_Chi_Minh'") from None
+    return value
+
+
 ErrorFactory = Callable[[str, Problems], Exception]
 
 

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
 
 from edge.config import StationConfig, parse_config
 from edge.ids import Now
+from edge.storage.store import Store
 from edge.sync import certs
 from rigs.clock import earliest_now
 
@@ -427,12 +429,13 @@ class StationServer:
         """``now``: the station's clock (default: this process's wall clock)."""
         from edge.station import Station  # imported late: helpers stay usable without devices
         from edge.web.app import create_app
+        from edge.web.events import Server
 
         self.cfg = cfg
         self.station = Station(cfg) if now is None else Station(cfg, now=now)
         app = create_app(cfg, self.station)
         config = uvicorn.Config(app, host="127.0.0.1", port=cfg.web.port, log_level="warning")
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)  # uvicorn's, ending the event streams as it stops
         sock = _take_web_socket(cfg.web.port) or bound_socket(cfg.web.port)
         self._close_socket = weakref.finalize(self, sock.close)  # uvicorn closes it on exit
         self.thread = threading.Thread(
@@ -443,6 +446,11 @@ class StationServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.cfg.web.port}"
 
+    def client(self, role: str | None = "lead", **kwargs: Any) -> httpx.Client:
+        """An HTTP client on the station, signed in as a person of ``role`` (added to the
+        station on first use, PIN :data:`TEST_PIN`); ``role=None``: not signed in."""
+        return signed_in_client(self.url, self.station.db, role, **kwargs)
+
     def __enter__(self) -> StationServer:
         self.thread.start()
         wait_for(lambda: self.server.started, 15, "the web server to start")
@@ -452,6 +460,56 @@ class StationServer:
         self.server.should_exit = True
         self.thread.join(15)
         self._close_socket()
+
+
+def lots_of_day(client: httpx.Client, lot: dict[str, Any]) -> list[dict[str, Any]]:
+    """``GET /api/lots`` for the station-local day ``lot`` (as ``POST /api/lots`` answered)
+    counts in: the same list whether or not the test's clock has since passed midnight
+    (the suite's calendar pass crosses it while tests run)."""
+    r = client.get("/api/lots", params={"day": lot["day"]})
+    assert r.status_code == 200, r.text
+    lots: list[dict[str, Any]] = r.json()
+    return lots
+
+
+TEST_PIN = "2468"
+
+
+def person_of_role(store: Store, role: str) -> str:
+    """The name of this station's test person of ``role``, added on first use."""
+    from edge.accounts.people import AccountError, People
+
+    name = f"Thử {role}"
+    try:
+        People(store).add(name, role, TEST_PIN, actor="tests")
+    except AccountError as exc:
+        if exc.code != "name_taken":
+            raise
+    return name
+
+
+def signed_in_client(url: str, store: Store, role: str | None, **kwargs: Any) -> httpx.Client:
+    """An HTTP client on a station at ``url`` whose database is ``store`` (the station's
+    own, or the file opened beside a station process), signed in as ``role``."""
+    if role is None:
+        return httpx.Client(base_url=url, **kwargs)
+    name = person_of_role(store, role)
+    with httpx.Client(base_url=url, timeout=30) as login:
+        r = login.post("/api/login", json={"name": name, "pin": TEST_PIN})
+    if r.status_code != 200:
+        raise AssertionError(f"signing in as {name} failed: {r.status_code} {r.text}")
+    return httpx.Client(base_url=url, cookies={"edge_session": r.cookies["edge_session"]}, **kwargs)
+
+
+def process_client(
+    url: str, db_path: Path, site_id: str, role: str | None = "lead", **kwargs: Any
+) -> httpx.Client:
+    """:func:`signed_in_client` for a station running as its own process."""
+    store = Store.open(db_path, site_id)
+    try:
+        return signed_in_client(url, store, role, **kwargs)
+    finally:
+        store.close()
 
 
 def settle(client: Any, grams: int, timeout: float = 5.0) -> None:

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from edge.central.store import CentralStore, open_store
 from edge.config import StationConfig, parse_config
 from edge.storage.outbox import STREAMS
 from edge.storage.store import Store
+from edge.sync.downlink import Handler
 from edge.sync.link_setup import build_link
 from edge.sync.mqtt import MqttSync
 from rigs.faultproxy import FaultProxy
@@ -134,27 +135,27 @@ def outbox_records(path: Path, stream: str = "records") -> list[dict[str, Any]]:
     return [{"type": kind, "seq": seq, **json.loads(body)} for kind, seq, body in rows]
 
 
-class LinkProcess:
-    """The station's link worker (edge.sync.link_setup.build_link, as the station wires
-    it) in a process of its own over the station's database, to be SIGKILLed."""
+class ChildProcess:
+    """A rig's process of its own (``python -m MODULE ARGS...``, its output appended to
+    ``log``), started by :meth:`_spawn`, then SIGKILLed (:meth:`kill`) or stopped
+    (:meth:`stop`)."""
 
-    def __init__(self, cfg: StationConfig, workdir: Path) -> None:
-        self.config_file = workdir / "link-config.json"
-        self.config_file.write_text(cfg.model_dump_json())
-        self.log = workdir / "link.log"
+    def __init__(self, log: Path) -> None:
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> LinkProcess:
+    def _spawn(self, *args: str, what: str) -> None:
+        """Start ``python -m *args`` and wait until this start has said ``link started``."""
+        mark = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rigs.sync_support", str(self.config_file)],
+                [sys.executable, "-m", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        wait_for(lambda: "link started" in self.log.read_text(), 20, "the link process")
-        return self
+        wait_for(lambda: b"link started" in self.log.read_bytes()[mark:], 20, what)
 
     def kill(self) -> None:
         """SIGKILL: no offline status, no flush, nothing tidied up."""
@@ -164,6 +165,7 @@ class LinkProcess:
             self.proc = None
 
     def stop(self) -> None:
+        """SIGTERM, and SIGKILL if it has not ended within 15 s."""
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -174,14 +176,31 @@ class LinkProcess:
             self.proc = None
 
 
-def _run_link(config_file: Path) -> None:
-    """``python -m rigs.sync_support CONFIG.json``: run the link until SIGTERM."""
+class LinkProcess(ChildProcess):
+    """The station's link worker (edge.sync.link_setup.build_link, as the station wires
+    it) in a process of its own over the station's database, to be SIGKILLed."""
+
+    def __init__(self, cfg: StationConfig, workdir: Path) -> None:
+        super().__init__(workdir / "link.log")
+        self.config_file = workdir / "link-config.json"
+        self.config_file.write_text(cfg.model_dump_json())
+
+    def start(self) -> LinkProcess:
+        self._spawn("rigs.sync_support", str(self.config_file), what="the link process")
+        return self
+
+
+def run_link(config_file: Path, handlers: Mapping[str, Handler] | None = None) -> None:
+    """Run the link of the station configuration ``config_file`` (with the downlink's
+    ``handlers``, if any) until SIGTERM; ``link started`` on stdout once it runs."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
     cfg = parse_config(json.loads(config_file.read_text()), str(config_file))
     store = Store.open(cfg.storage.path, cfg.site.id)
-    sync = build_link(cfg, store)
+    sync = build_link(cfg, store, handlers=handlers)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sync.start()
@@ -232,10 +251,13 @@ class SyncRig:
         return station_settings(self.station_db, self.proxy.port, self.pki, self.site, **mqtt)
 
     @contextmanager
-    def link(self, **mqtt: Any) -> Iterator[MqttSync]:
-        """The link worker in this process, on its own connection to the station DB."""
+    def link(
+        self, handlers: Mapping[str, Handler] | None = None, **mqtt: Any
+    ) -> Iterator[MqttSync]:
+        """The link worker in this process, on its own connection to the station DB
+        (with the downlink's ``handlers``, if any)."""
         store = Store.open(self.station_db, self.site)
-        sync = build_link(self.settings(**mqtt), store)
+        sync = build_link(self.settings(**mqtt), store, handlers=handlers)
         sync.start()
         try:
             yield sync
@@ -382,5 +404,5 @@ def wait_delivered(rig: SyncRig, records: int, timeout: float) -> None:
         raise AssertionError(f"{exc}{rig.diagnostics()}") from None
 
 
-if __name__ == "__main__":
-    _run_link(Path(sys.argv[1]))
+if __name__ == "__main__":  # python -m rigs.sync_support CONFIG.json
+    run_link(Path(sys.argv[1]))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -90,6 +91,17 @@ def pg_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@contextmanager
+def central_db(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A central database URL of ``kind``: ``sqlite`` (a file in ``tmp_path``) or
+    ``postgresql`` (:func:`pg_schema`)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/central.db"
+    else:
+        with pg_schema() as url:
+            yield url
 
 
 class Station:

@@ -31,6 +31,17 @@ def tls_broker(tls_pki: Pki, tmp_path: Path) -> Iterator[Broker]:
         yield b
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The calendar pass (EDGE_TEST_CLOCK set) skips the long tests marked
+    ``real_clock_only``: they run on the real clock, side by side with it."""
+    if not os.environ.get("EDGE_TEST_CLOCK"):
+        return
+    skip = pytest.mark.skip(reason="real_clock_only: the real-clock pass runs it (make test)")
+    for item in items:
+        if item.get_closest_marker("real_clock_only"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def each_test_at_the_test_clock() -> None:
     """EDGE_TEST_CLOCK_EACH=1 (with EDGE_TEST_CLOCK): every test starts at the instant."""

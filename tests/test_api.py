@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from rigs.clock import MiddayClock
-from rigs.helpers import StationServer, settle, station_config, wait_for
+from rigs.helpers import StationServer, lots_of_day, settle, station_config, wait_for
 
 
 @pytest.fixture
@@ -39,32 +39,31 @@ def _ids(client: httpx.Client) -> tuple[str, str]:
 
 
 def test_producers_and_products_list_and_create(server: StationServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         _ids(c)
         assert [p["name"] for p in c.get("/api/producers").json()] == ["Giàng Thị Mỷ"]
         assert c.get("/api/products").json()[0]["unit_price_dong"] == 85000
 
 
 def test_record_lot_from_stable_weight(server: StationServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         producer, product = _ids(c)
         settle(c, 2345)
         r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
         assert r.status_code == 201, r.text
         lot = r.json()
         assert lot["net_g"] == 2345 and lot["producer_name"] == "Giàng Thị Mỷ"
-        today = c.get("/api/lots").json()
-        assert [x["id"] for x in today] == [lot["id"]]
+        assert [x["id"] for x in lots_of_day(c, lot)] == [lot["id"]]
         # the farmer, the product and the lot wait for central
         assert c.get("/api/state").json()["outbox"]["pending"] == 3
-        wait_for(lambda: c.get("/api/lots").json()[0]["print_status"] == "printed", 10, "the label")
+        wait_for(lambda: lots_of_day(c, lot)[0]["print_status"] == "printed", 10, "the label")
         assert (server.cfg.printer.dir / f"{lot['print_job_id']}.png").exists()  # type: ignore[union-attr]
 
 
 def test_todays_lots_start_again_at_local_midnight(tmp_path: Path) -> None:
     clock = MiddayClock("Asia/Ho_Chi_Minh")
     with StationServer(station_config(tmp_path), now=clock) as server:
-        c = httpx.Client(base_url=server.url)
+        c = server.client()
         producer, product = _ids(c)
         body = {"producer_id": producer, "product_id": product}
         clock.jump(timedelta(hours=11, minutes=59, seconds=50))  # 23:59:50 in Vietnam
@@ -75,17 +74,24 @@ def test_todays_lots_start_again_at_local_midnight(tmp_path: Path) -> None:
         assert local.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).hour == 23
 
         clock.jump(timedelta(seconds=15))  # past midnight: a new day, an empty list
+        assert c.get("/api/lots").status_code == 401  # a new shift: the midday sign-in ended
+        c.close()  # (web.session_hours = 12)
+        c = server.client()
         assert c.get("/api/lots").json() == []
         settle(c, 0)
         settle(c, 1300)
         morning = c.post("/api/lots", json=body).json()
         assert [x["id"] for x in c.get("/api/lots").json()] == [morning["id"]]
         assert morning["seq"] > evening["seq"]
+        # yesterday's lots are still there for whoever asks for that day
+        yesterday = c.get("/api/lots", params={"day": evening["day"]}).json()
+        assert [x["id"] for x in yesterday] == [evening["id"]] and morning["day"] > evening["day"]
+        assert c.get("/api/lots", params={"day": "31/12"}).status_code == 422
         c.close()
 
 
 def test_one_weighing_gives_one_lot(server: StationServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         producer, product = _ids(c)
         settle(c, 1800)
         body = {"producer_id": producer, "product_id": product}
@@ -97,7 +103,7 @@ def test_one_weighing_gives_one_lot(server: StationServer) -> None:
         settle(c, 0)
         settle(c, 1800)  # produce taken off and the next lot put on: a new weighing
         assert c.post("/api/lots", json=body).status_code == 201
-        assert [lot["net_g"] for lot in c.get("/api/lots").json()] == [1800, 1800]
+        assert server.station.db.rows("SELECT net_g FROM lots") == [{"net_g": 1800}] * 2
 
 
 @pytest.mark.parametrize(
@@ -113,7 +119,7 @@ def test_one_weighing_gives_one_lot(server: StationServer) -> None:
 def test_recording_refused_with_clear_message(
     server: StationServer, command: dict[str, Any], code: str, words: str
 ) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         producer, product = _ids(c)
         before = _scale(c)["weighing"]
         c.post("/api/simulator", json=command)
@@ -143,7 +149,7 @@ def test_recording_refused_with_clear_message(
 
 
 def test_malformed_requests_are_explained(server: StationServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         r = c.post("/api/lots", json={"producer": "x"})
         assert r.status_code == 422
         err = r.json()["error"]
@@ -158,7 +164,7 @@ def test_malformed_requests_are_explained(server: StationServer) -> None:
 
 
 def test_page_is_served(server: StationServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         r = c.get("/")
         assert r.status_code == 200 and 'lang="vi"' in r.text
 
@@ -166,7 +172,7 @@ def test_page_is_served(server: StationServer) -> None:
 def test_page_modules_are_revalidated_on_every_load(server: StationServer) -> None:
     """After an upgrade a phone must never mix cached old modules with new ones: every
     static file says no-cache, and an unchanged file costs a 304, not the file."""
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         page = c.get("/")
         assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
         module = c.get("/main.js")

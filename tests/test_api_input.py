@@ -22,7 +22,7 @@ class Station:
 
     def __init__(self, server: StationServer) -> None:
         self.server = server
-        self.client = httpx.Client(base_url=server.url, timeout=30)
+        self.client = server.client(timeout=30)
         c = self.client
         self.producer = c.post("/api/producers", json={"name": "Vàng A Dơ"}).json()["id"]
         self.product = c.post("/api/products", json={"name": "Chè", "unit_price_dong": 85000})
@@ -65,7 +65,8 @@ BAD = [
     ("POST", "/api/producers", {"name": "   "}, "name", "must not be empty"),
     ("POST", "/api/producers", {"name": ""}, "name", "must not be empty"),
     ("POST", "/api/producers", {"name": "张伟"}, "name", "the label font cannot print U+5F20"),
-    ("POST", "/api/producers", {"name": "x" * 1_000_000}, "name", "at most 120 characters"),
+    # (a body over web.max_body_kb is a 413 before it is parsed: tests/test_request_limits.py)
+    ("POST", "/api/producers", {"name": "x" * 10_000}, "name", "at most 120 characters"),
     ("POST", "/api/producers", {"name": 5}, "name", "Input should be a valid string"),
     ("POST", "/api/producers", {"name": None}, "name", "Input should be a valid string"),
     ("POST", "/api/producers", {"name": ["Mỷ"]}, "name", "Input should be a valid string"),
@@ -103,22 +104,14 @@ BAD = [
     # lots, reprints, grades, the simulators
     ("POST", "/api/lots", {}, "producer_id", "Field required"),
     ("POST", "/api/lots", {"producer_id": 5, "product_id": "x"}, "producer_id", "valid string"),
-    ("POST", "/api/lots", {"producer_id": "x" * 100_000, "product_id": "x"}, "producer_id", "64"),
+    ("POST", "/api/lots", {"producer_id": "x" * 10_000, "product_id": "x"}, "producer_id", "64"),
     ("POST", "/api/print-jobs/{job}/reprint", {"reason": "\x00"}, "reason", "U+0000"),
     ("POST", "/api/print-jobs/{job}/reprint", {"reason": "  "}, "reason", "must not be empty"),
-    (
-        "POST",
-        "/api/print-jobs/{job}/reprint",
-        {"reason": "x", "actor": "\u200b"},
-        "actor",
-        "U+200B",
-    ),
+    ("POST", "/api/print-jobs/{job}/reprint", {"reason": "x", "actor": "Lan"}, "actor", "Extra"),
     ("POST", "/api/print-jobs/{job}/reprint", {"reason": "x" * 201}, "reason", "at most 200"),
-    ("PATCH", "/api/products/{product}", {"grading": None, "actor": "\x00"}, "actor", "U+0000"),
-    ("PATCH", "/api/products/{product}", {"actor": "Lan"}, "grading", "Field required"),
-    ("POST", "/api/lots/{lot}/grade", {"grade": "A", "by": "\u200b"}, "by", "U+200B"),
-    ("POST", "/api/lots/{lot}/grade", {"grade": "A", "by": "   "}, "by", "must not be empty"),
-    ("POST", "/api/lots/{lot}/grade", {"grade": "A", "by": "Lan\ud800"}, "by", "U+D800"),
+    ("PATCH", "/api/products/{product}", {"grading": 5}, "grading", "valid string"),
+    ("PATCH", "/api/products/{product}", {}, "grading", "Field required"),
+    ("POST", "/api/lots/{lot}/grade", {"grade": "A", "by": "Lan"}, "by", "Extra inputs"),
     ("POST", "/api/simulator", {"weight_g": 10**30}, "weight_g", "less than or equal"),
     ("POST", "/api/simulator", {"unstable": "yes"}, "unstable", "valid boolean"),
     ("POST", "/api/camera/simulator", {"fault": "fire"}, "fault", "Input should be"),
@@ -216,9 +209,9 @@ ROUTES = [
     ("POST", "/api/producers", ("name", "phone", "village")),
     ("POST", "/api/products", ("name", "unit_price_dong", "grading")),
     ("POST", "/api/lots", ("producer_id", "product_id")),
-    ("POST", "/api/print-jobs/{job}/reprint", ("reason", "actor")),
-    ("PATCH", "/api/products/{product}", ("grading", "actor")),
-    ("POST", "/api/lots/{lot}/grade", ("grade", "by")),
+    ("POST", "/api/print-jobs/{job}/reprint", ("reason",)),
+    ("PATCH", "/api/products/{product}", ("grading",)),
+    ("POST", "/api/lots/{lot}/grade", ("grade",)),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from edge.camera import scenes
 from edge.camera.grading.rules import products as rule_keys
 from edge.defaults import GRADING_RULES
-from rigs.helpers import StationServer, settle, station_config
+from rigs.helpers import StationServer, lots_of_day, settle, station_config
 from rigs.need import mount_namespace
 
 S, It = scenes.Spot, scenes.ItemSpec
@@ -46,12 +47,13 @@ def server(tmp_path: Path) -> Iterator[StationServer]:
 
 @pytest.fixture
 def client(server: StationServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    with server.client(timeout=60) as c:
         yield c
 
 
 def record_lot(c: httpx.Client, grams: int, grading: str | None = "banana") -> dict[str, Any]:
-    producer = c.post("/api/producers", json={"name": "Lò Thị Xuân", "village": "Bản Lướt"})
+    farmer = {"name": "Lò Thị Xuân", "village": "Bản Lướt", "confirm_duplicate": True}
+    producer = c.post("/api/producers", json=farmer)
     product = c.post("/api/products", json={"name": f"Chuối {grams}", "grading": grading})
     assert producer.status_code == product.status_code == 201, product.text
     settle(c, grams)
@@ -89,7 +91,13 @@ def test_upload_grade_confirm_and_override(
     result = photo["grading"]
     assert result["status"] == "graded" and result["method"] == "rules"
     assert result["grade"] == "A" and 0.5 < result["confidence"] <= 1
-    assert all(reason["text_vi"].startswith("Hạng A") for reason in result["reasons"])
+    # Staff's reasons: at most three, the deciding one first, all conditions of A met;
+    # every comparison with its raw figures is kept in "decisions" for technicians.
+    assert 1 <= len(result["reasons"]) <= 3 and result["reasons"][0]["deciding"]
+    assert all(r["passed"] and r["grade"] == "A" for r in result["reasons"])
+    assert not any(re.search(r"\d\.\d", r["text_vi"]) for r in result["reasons"])
+    assert len(result["decisions"]) == 5  # the banana rules' five conditions of A
+    assert all(d["text_vi"].startswith("Hạng A") for d in result["decisions"])
     assert view["grades"] == ["A", "B", "C", "reject"]
     assert view["grade"]["proposed_grade"] == "A" and view["grade"]["grade"] is None
 
@@ -100,7 +108,7 @@ def test_upload_grade_confirm_and_override(
     thumb = client.get(photo["thumb_url"])
     img = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None and img.shape == (240, 320, 3)
-    [listed] = client.get("/api/lots").json()
+    [listed] = lots_of_day(client, lot)
     assert (listed["proposed_grade"], listed["grade"]) == ("A", None)
 
     # For the farmer: outlines, sizes and defects drawn, the proposal written under it.
@@ -114,18 +122,23 @@ def test_upload_grade_confirm_and_override(
     assert 0.002 < float((changed > 40).mean()) < 0.2  # lines drawn, the photo still there
 
     # Confirm the proposal, then change it: both audited, both records for central.
-    ok = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "A", "by": "Lò Thị Xuân"})
-    assert ok.status_code == 200, ok.text
-    assert ok.json()["confirmation"]["overridden"] is False
-    changed = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "B", "by": "Vàng A Tủa"})
+    # Staff confirm the proposal; overriding it is for a lead (the test client).
+    with server.client("staff") as staff:
+        ok = staff.post(f"/api/lots/{lot['id']}/grade", json={"grade": "A"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["confirmation"]["overridden"] is False
+        refused = staff.post(f"/api/lots/{lot['id']}/grade", json={"grade": "B"})
+        assert refused.status_code == 403
+        assert error(refused)["code"] == "override_needs_lead"
+        unsigned = staff.post(f"/api/lots/{lot['id']}/grade", json={"grade": "A", "by": "Ai"})
+        assert unsigned.status_code == 422  # the author is the session, never the body
+    changed = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "B"})
     assert changed.json()["confirmation"]["overridden"] is True
     assert changed.json()["grade"]["grade"] == "B"
-    bad = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "Z", "by": "Vàng A Tủa"})
+    bad = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "Z"})
     assert bad.status_code == 422
     assert error(bad)["code"] == "unknown_grade"
     assert "A, B, C, reject" in error(bad)["message"]
-    blank = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "A", "by": "  "})
-    assert blank.status_code == 422
 
     db = server.station.db
     audit = db.rows(
@@ -134,8 +147,8 @@ def test_upload_grade_confirm_and_override(
         (lot["id"],),
     )
     assert [(a["action"], a["actor"]) for a in audit] == [
-        ("grade.confirmed", "Lò Thị Xuân"),
-        ("grade.overridden", "Vàng A Tủa"),
+        ("grade.confirmed", "Thử staff"),
+        ("grade.overridden", "Thử lead"),
     ]
     assert json.loads(audit[1]["detail"])["proposed_grade"] == "A"
     confirmations = db.rows(
@@ -145,7 +158,7 @@ def test_upload_grade_confirm_and_override(
     )
     assert [(c["grade"], c["overridden"]) for c in confirmations] == [("A", 0), ("B", 1)]
     assert {c["photo_id"] for c in confirmations} == {photo["id"]}
-    [listed] = client.get("/api/lots").json()
+    [listed] = lots_of_day(client, lot)
     assert listed["grade"] == "B"
     # Each confirmation is a record for central, committed with it in the records stream.
     sent = db.rows("SELECT stream, record_id, body FROM outbox WHERE kind = 'grade' ORDER BY seq")
@@ -155,8 +168,43 @@ def test_upload_grade_confirm_and_override(
         (lot["id"], "A", False),
         (lot["id"], "B", True),
     ]
-    assert bodies[1]["confirmed_by"] == "Vàng A Tủa" and bodies[1]["proposed_grade"] == "A"
+    assert bodies[1]["confirmed_by"] == "Thử lead" and bodies[1]["proposed_grade"] == "A"
     assert all({"recorded_at", "boot_id", "uptime_s", "clock_synced"} <= b.keys() for b in bodies)
+
+
+def test_a_banana_photo_on_a_potato_lot_is_declined_with_what_it_shows(
+    server: StationServer, client: httpx.Client, bananas_jpeg: bytes
+) -> None:
+    lot = record_lot(client, 2400, grading="potato")
+    r = upload(client, lot["id"], bananas_jpeg)
+    assert r.status_code == 422, r.text
+    assert error(r) == {
+        "code": "not_the_product",
+        "message": "Ảnh không giống khoai tây (thấy quả dài màu vàng như chuối). "
+        "Kiểm tra lô và chụp lại.",
+        "message_en": "The photo does not look like potatoes (saw long yellow fruit, like "
+        "bananas). Check the lot and retake.",
+    }
+    # The photo is kept, with why it was not graded; no grade is proposed.
+    view = client.get(f"/api/lots/{lot['id']}/photos").json()
+    [photo] = view["photos"]
+    assert photo["source"] == "upload" and client.get(photo["url"]).status_code == 200
+    result = photo["grading"]
+    assert (result["status"], result["reason"]) == ("declined", "not_the_product")
+    assert result["message"] == error(r)["message"] and result["detail"]["fit_share"] == 0
+    assert view["grade"] is None
+    assert server.station.db.rows("SELECT lot_id FROM lot_grades") == []
+    [listed] = lots_of_day(client, lot)
+    assert (listed["proposed_grade"], listed["grade"]) == (None, None)
+
+    # A photo of potatoes on the same lot is graded.
+    potatoes = tuple(
+        It("brown", 70, 52, (110 + (i % 3) * 80, 70 + (i // 3) * 90), 20 * i) for i in range(6)
+    )
+    r = upload(client, lot["id"], scenes.jpeg(scenes.make_scene(potatoes).image))
+    assert r.status_code == 201, r.text
+    assert r.json()["photo"]["grading"]["status"] == "graded"
+    assert r.json()["grade"]["proposed_grade"] == "A"
 
 
 def test_a_large_png_from_a_phone_is_kept_at_camera_size(
@@ -200,14 +248,14 @@ def test_bad_uploads_are_refused_and_nothing_is_lost(
             server.cfg.camera.photos_dir / f"{first['taken_at'][:7]}/{first['id']}.jpg"
         ).read_bytes()
     )
-    assert [x["id"] for x in client.get("/api/lots").json()] == [lot["id"]]
+    assert [x["id"] for x in lots_of_day(client, lot)] == [lot["id"]]
 
 
 def test_unknown_lot_or_photo_is_404(client: httpx.Client, bananas_jpeg: bytes) -> None:
     for r in (
         upload(client, UNKNOWN, bananas_jpeg),
         client.post(f"/api/lots/{UNKNOWN}/capture"),
-        client.post(f"/api/lots/{UNKNOWN}/grade", json={"grade": "A", "by": "Mỷ"}),
+        client.post(f"/api/lots/{UNKNOWN}/grade", json={"grade": "A"}),
         client.get(f"/api/lots/{UNKNOWN}/photos"),
         client.get(f"/api/photos/{UNKNOWN}.jpg"),
         client.get(f"/api/photos/{UNKNOWN}/thumb.jpg"),
@@ -229,7 +277,8 @@ def test_capture_with_the_simulated_camera_and_its_faults(
 
     assert client.post("/api/camera/simulator", json={"fault": "unplugged"}).status_code == 200
     cam = client.get("/api/state").json()["camera"]
-    assert cam["status"] == "no_device" and "Không thấy máy ảnh" in cam["error"]
+    assert cam["status"] == "no_device" and "Không thấy máy ảnh" in cam["fault"]["message"]
+    assert cam["fault"]["code"] == "camera_no_device"
     r = client.post(f"/api/lots/{lot['id']}/capture")
     assert r.status_code == 503
     assert error(r)["code"] == "no_device" and "Tải ảnh lên" in error(r)["message"]
@@ -257,7 +306,7 @@ def test_a_product_without_rules_is_graded_by_hand(client: httpx.Client) -> None
     assert r.status_code == 201
     assert r.json()["photo"]["grading"]["status"] == "no_rules"
     assert r.json()["grade"] is None
-    ok = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "reject", "by": "Mỷ"})
+    ok = client.post(f"/api/lots/{lot['id']}/grade", json={"grade": "reject"})
     assert ok.status_code == 200 and ok.json()["confirmation"]["proposed_grade"] is None
 
 
@@ -281,10 +330,10 @@ def test_products_take_a_grading_key_from_the_rules_present(client: httpx.Client
 
 def test_retention_over_http_keeps_unconfirmed_lots(tmp_path: Path, bananas_jpeg: bytes) -> None:
     cfg = station_config(tmp_path, camera={"max_photos_mb": 1})
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+    with StationServer(cfg) as server, server.client(timeout=60) as c:
         old = record_lot(c, 1500)
         old_photos = [upload(c, old["id"], bananas_jpeg).json()["photo"] for _ in range(5)]
-        c.post(f"/api/lots/{old['id']}/grade", json={"grade": "A", "by": "Mỷ"})
+        c.post(f"/api/lots/{old['id']}/grade", json={"grade": "A"})
         new = record_lot(c, 1600)
         new_photos = [upload(c, new["id"], bananas_jpeg).json()["photo"] for _ in range(6)]
         one = old_photos[0]["bytes"] + old_photos[0]["thumb_bytes"]
@@ -323,13 +372,13 @@ def test_an_unwritable_photo_folder_is_507_and_the_lot_stays(tmp_path: Path) -> 
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the photos folder should be")
     cfg = station_config(tmp_path, camera={"photos_dir": str(blocked)})
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+    with StationServer(cfg) as server, server.client(timeout=60) as c:
         lot = record_lot(c, 2000)
         r = c.post(f"/api/lots/{lot['id']}/capture")
         assert r.status_code == 507
         assert error(r)["code"] == "storage_error" and "intact" in error(r)["message_en"]
         assert server.station.db.rows("SELECT COUNT(*) AS n FROM photos") == [{"n": 0}]
-        assert [x["id"] for x in c.get("/api/lots").json()] == [lot["id"]]
+        assert [x["id"] for x in lots_of_day(c, lot)] == [lot["id"]]
 
 
 FULL_DISK_STATION = """
@@ -341,7 +390,7 @@ from tests.test_api_photos import record_lot, upload
 
 tmp, photos, jpeg = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]).read_bytes()
 cfg = station_config(tmp, camera={"photos_dir": photos})
-with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+with StationServer(cfg) as server, server.client(timeout=60) as c:
     lot = record_lot(c, 2400)
     answers = []
     for _ in range(60):
@@ -352,7 +401,7 @@ with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60)
     view = c.get(f"/api/lots/{lot['id']}/photos").json()
     fetched = [c.get(p["url"]).status_code for p in view["photos"]]
     names = sorted(p.name for p in Path(photos).rglob("*") if p.is_file())
-    lots = c.get("/api/lots").json()
+    lots = c.get("/api/lots", params={"day": lot["day"]}).json()
 print(json.dumps({"answers": answers, "photos": view["photos"], "fetched": fetched,
                   "names": names, "lots": lots}))
 """
@@ -392,7 +441,7 @@ def test_a_full_disk_over_http_is_507_disk_full(tmp_path: Path, bananas_jpeg: by
 
 def test_state_shows_no_camera_when_none_is_configured(tmp_path: Path) -> None:
     cfg = station_config(tmp_path, camera={"type": "none"})
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+    with StationServer(cfg) as server, server.client(timeout=60) as c:
         assert c.get("/api/state").json()["camera"]["status"] == "none"
         lot = record_lot(c, 700)
         r = c.post(f"/api/lots/{lot['id']}/capture")
@@ -408,7 +457,7 @@ def test_broken_rules_keep_the_photo_and_leave_grading_to_staff(
     rules.mkdir()
     (rules / "banana.toml").write_bytes((GRADING_RULES / "banana.toml").read_bytes())
     cfg = station_config(tmp_path, grading={"rules_dir": str(rules)})
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+    with StationServer(cfg) as server, server.client(timeout=60) as c:
         lot = record_lot(c, 2600)
         assert upload(c, lot["id"], bananas_jpeg).json()["photo"]["grading"]["grade"] == "A"
         (rules / "banana.toml").write_text('grades = ["A", "B"]\n[conditions]\nA = []\n')
@@ -419,6 +468,6 @@ def test_broken_rules_keep_the_photo_and_leave_grading_to_staff(
         assert "banana.toml" in result["message_en"]
         assert len(r.json()["photos"]) == 2
         assert r.json()["grade"]["proposed_grade"] == "A"  # from the first photo
-        ok = c.post(f"/api/lots/{lot['id']}/grade", json={"grade": "C", "by": "Mỷ"})
+        ok = c.post(f"/api/lots/{lot['id']}/grade", json={"grade": "C"})
         assert ok.status_code == 200  # the grades fall back to A, B, C, reject
         assert server.station.db.rows("SELECT grade FROM lot_grades") == [{"grade": "C"}]

@@ -129,6 +129,43 @@ def test_a_site_cannot_read_another_sites_acks_or_data(online: MakeProbe):
     assert [m.payload for m in site_b.wait_messages(1)] == [b"for b"]
 
 
+def test_a_site_reads_only_its_own_downlink_and_acks_only_its_own(online: MakeProbe):
+    central = online("central:ingest-1")
+    assert central.subscribe("edge/+/downack") == [1]
+    site_a, site_b = online("site-a"), online("site-b")
+    assert site_b.subscribe("edge/site-b/down", qos=1) == [1]
+    for pattern in ("edge/site-b/down", "edge/+/down", "#"):  # filtered on delivery
+        site_a.subscribe(pattern, qos=1)
+    assert site_a.subscribe("edge/site-a/down", qos=1) == [1]
+    assert central.publish("edge/site-b/down", b"b's orders") == 0
+    assert central.publish("edge/site-a/down", b"a's orders") == 0
+    assert [(m.topic, m.payload) for m in site_a.wait_messages(1)] == [
+        ("edge/site-a/down", b"a's orders")
+    ]
+    assert [m.payload for m in site_b.wait_messages(1)] == [b"b's orders"]
+    # a site writes neither another site's downack nor any site's downlink
+    for topic in ("edge/site-b/downack", "edge/site-b/down", "edge/site-a/down"):
+        assert site_a.publish(topic, b"forged") == NOT_AUTHORIZED, topic
+    assert site_a.publish("edge/site-a/downack", b"upto 1") == 0
+    assert [(m.topic, m.payload) for m in central.wait_messages(1)] == [
+        ("edge/site-a/downack", b"upto 1")
+    ]
+
+
+def test_the_import_certificate_only_sends_the_downlink(online: MakeProbe):
+    importer = online("central:import")
+    assert importer.subscribe("edge/+/downack") == [1]
+    importer.subscribe("edge/+/records")  # granted by mosquitto 2.0, never delivered
+    site = online("site-a")
+    assert site.subscribe("edge/site-a/down", qos=1) == [1]
+    assert importer.publish("edge/site-a/ack", b"forged ack") == NOT_AUTHORIZED
+    assert importer.publish("edge/site-a/down", b"orders") == 0
+    assert [m.payload for m in site.wait_messages(1)] == [b"orders"]
+    assert site.publish("edge/site-a/records", b"data") == 0
+    assert site.publish("edge/site-a/downack", b"upto 1") == 0
+    assert [m.topic for m in importer.wait_messages(1)] == ["edge/site-a/downack"]
+
+
 def test_central_cannot_publish_data_as_a_site(online: MakeProbe):
     watcher = online("central:ingest-2")
     assert watcher.subscribe("edge/+/records") == [1]

@@ -23,7 +23,7 @@ from edge.central.status import StatusServer
 from edge.central.store import CentralStore, StoreError, open_store
 from edge.sync.envelope import Ack, Batch
 from rigs.helpers import Broker, wait_for
-from tests.central_support import Station, batch, lot, pg_schema
+from tests.central_support import Station, batch, central_db, lot
 
 SITE = "sin-ho-01"
 OLD = "0a1b2c3d4e5f6071"  # the first station database's epoch
@@ -38,11 +38,8 @@ def other_records(b: Batch) -> Batch:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/central.db"
-    else:
-        with pg_schema() as pg_url:
-            yield pg_url
+    with central_db(request.param, tmp_path) as db_url:
+        yield db_url
 
 
 @pytest.fixture
@@ -172,13 +169,14 @@ def schema_version(url: str) -> str:
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url[len("sqlite:///") :])
         try:
-            return str(conn.execute("SELECT value FROM central_meta").fetchone()[0])
+            query = "SELECT value FROM central_meta WHERE key = 'schema_version'"
+            return str(conn.execute(query).fetchone()[0])
         finally:
             conn.close()
     import psycopg
 
     with psycopg.connect(url) as pg:
-        row = pg.execute("SELECT value FROM central_meta").fetchone()
+        row = pg.execute("SELECT value FROM central_meta WHERE key = 'schema_version'").fetchone()
         assert row is not None
         return str(row[0])
 
@@ -194,7 +192,7 @@ def test_a_central_database_from_before_epochs_migrates(url: str) -> None:
         assert (p.upto, p.epoch) == (5, OLD)
         assert s.store_batches([batch(SITE, 1, 6, epoch=NEW)])[0].conflict == NEW
         assert s.seqs(SITE, "records") == [1, 2, 3, 4, 5]
-    assert schema_version(url) == "3"
+    assert schema_version(url) == "4"
     with open_store(url) as s:  # opened again: nothing to migrate, nothing lost
         assert s.contiguous(SITE, "records") == 5
         assert s.sites()[0]["epoch_conflict"]["stored"] == OLD
@@ -205,9 +203,9 @@ def test_a_newer_central_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     with conn:
         conn.execute(V1_SQLITE[0])
-        conn.execute("INSERT INTO central_meta VALUES ('schema_version', '4')")
+        conn.execute("INSERT INTO central_meta VALUES ('schema_version', '5')")
     conn.close()
-    with pytest.raises(StoreError, match="schema version 4, this program knows 3"):
+    with pytest.raises(StoreError, match="schema version 5, this program knows 4"):
         open_store(f"sqlite:///{path}")
 
 

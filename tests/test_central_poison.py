@@ -29,7 +29,7 @@ from rigs import poison
 from rigs.helpers import Broker, Pki, wait_for
 from rigs.ingest import IngestProcess
 from rigs.sync_support import Lots, SyncRig, wait_delivered
-from tests.central_support import Station, batch, lot, pg_schema
+from tests.central_support import Station, batch, central_db, lot
 
 ATTACKER = "site-a"  # a stolen certificate: its own topics only, as the ACL says
 INNOCENT = "site-b"
@@ -40,11 +40,8 @@ CENTRAL = "central:ingest-1"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/central.db"
-    else:
-        with pg_schema() as url:
-            yield url
+    with central_db(request.param, tmp_path) as url:
+        yield url
 
 
 def ingest_process(broker: Broker, pki: Pki, db_url: str) -> IngestProcess:

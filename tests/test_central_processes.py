@@ -17,18 +17,15 @@ import pytest
 from edge.central.store import open_store
 from rigs.helpers import Broker, wait_for
 from rigs.ingest import IngestProcess
-from tests.central_support import Station, batch, pg_schema
+from tests.central_support import Station, batch, central_db
 
 SITE = "sin-ho-01"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/central.db"
-    else:
-        with pg_schema() as url:
-            yield url
+    with central_db(request.param, tmp_path) as url:
+        yield url
 
 
 def test_two_processes_share_the_load_and_store_each_record_once(

@@ -13,22 +13,17 @@ import pytest
 from edge.central.core import DbUrlError, parse_db_url
 from edge.central.store import BatchRefused, CentralStore, StoreUnavailable, open_store
 from edge.sync.envelope import Batch
-from tests.central_support import batch, lot, pg_schema
+from tests.central_support import batch, central_db, lot, pg_schema
 
 SITE = "sin-ho-01"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CentralStore]:
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path}/central.db")
+    with central_db(request.param, tmp_path) as url:
+        s = open_store(url)
         yield s
         s.close()
-    else:
-        with pg_schema() as url:
-            s = open_store(url)
-            yield s
-            s.close()
 
 
 def test_a_batch_is_stored_and_acknowledged(store: CentralStore) -> None:

@@ -21,7 +21,7 @@ from edge.config import MqttConfig
 from edge.sync import limits
 from edge.sync.envelope import Batch, EnvelopeError, _decompress, decode_batch, encode_batch
 from edge.sync.limits import ScanError, scan_cbor
-from edge.sync.validate import MAX_CODE, MAX_EXTRA_FIELDS, MAX_NAME, validate_batch
+from edge.sync.validate import MAX_CODE, MAX_EXTRA_FIELDS, MAX_NAME, MAX_PERSON, validate_batch
 from rigs import poison
 
 SITE = "sin-ho-01"
@@ -267,7 +267,28 @@ def largest_grade(seq: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("make", [largest_producer, largest_grade])
+def largest_producer_update(seq: int) -> dict[str, Any]:
+    """A farmer's edit (issue 12): a producer at its largest, plus who edited it."""
+    record = largest_producer(seq)
+    record.update(type="producer_update", id=poison.GOODS, producer_id=poison.PEOPLE)
+    return {**record, "by": WIDE * MAX_PERSON, "by_id": "x" * 40}
+
+
+def largest_lot_correction(seq: int) -> dict[str, Any]:
+    return {
+        "type": "lot_correction", "seq": seq, "id": poison.PEOPLE, "lot_id": poison.GOODS,
+        "producer_id": poison.PEOPLE, "product_id": poison.GOODS,
+        "was_producer_id": poison.GOODS, "was_product_id": poison.PEOPLE,
+        "reason": WIDE * MAX_NAME, "by": WIDE * MAX_PERSON, "by_id": "x" * 40,
+        "recorded_at": "2026-11-23T03:00:00.123456+07:00", "boot_id": WIDE * MAX_CODE,
+        "uptime_s": 1e9 + 0.5, "clock_synced": True,
+        **{f"x{i}" + "x" * (MAX_CODE - 2): WIDE * MAX_CODE for i in range(MAX_EXTRA_FIELDS)},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make", [largest_producer, largest_grade, largest_producer_update, largest_lot_correction]
+)
 def test_the_largest_valid_batch_fits_the_caps(make: Callable[[int], dict[str, Any]]) -> None:
     assert MqttConfig.model_fields["batch_max_records"].metadata[-1].le == limits.MAX_RECORDS
     n = limits.MAX_RECORDS

@@ -37,7 +37,8 @@ def test_a_photo_is_graded_with_its_reasons_as_json(capsys, tray_photo):
     data = json.loads(out)
     assert (data["product"], data["grade"], data["method"]) == ("banana", "A", "rules")
     assert 0.5 <= data["confidence"] < 1
-    assert {r["key"] for r in data["reasons"]} >= {"dark_share_mean", "length_mm_min"}
+    assert {r["key"] for r in data["decisions"]} >= {"dark_share_mean", "length_mm_min"}
+    assert 1 <= len(data["reasons"]) <= 3 and data["reasons"][0]["deciding"]
     assert data["measurements"]["item_count"] == 4
     assert data["measurements"]["length_mm_min"] == pytest.approx(170, rel=0.03)
 
@@ -157,12 +158,20 @@ def test_eval_by_rules_needs_grade_named_folders(capsys, tmp_path):
 
 
 def test_the_edge_command_has_grade(tray_photo):
-    done = subprocess.run(
-        [sys.executable, "-m", "edge", "grade", str(tray_photo), "--product", "potato"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    def grade(product: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge", "grade", str(tray_photo), "--product", product],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    done = grade("banana")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("potato: grade ")
+    assert done.stdout.startswith("banana: grade ")
+    # The same bananas as potatoes: declined (exit 1), saying what the photo shows.
+    done = grade("potato")
+    assert done.returncode == 1, done.stdout
+    assert "declined (not_the_product)" in done.stderr
+    assert "Ảnh không giống khoai tây (thấy quả dài màu vàng như chuối)" in done.stderr

@@ -117,8 +117,24 @@ def test_graded_to_json_is_plain_json():
     assert _plain(data)
     back = json.loads(json.dumps(data, allow_nan=False, ensure_ascii=False))
     assert back["grade"] == "B" and back["method"] == "rules" and back["unit"] == "mm"
-    assert {r["key"] for r in back["reasons"]} >= {"dark_share_mean"}
+    # Staff's reasons: at most three, the one that set the grade first (dark spots
+    # kept it from A); every comparison with its raw figures stays in "decisions".
+    assert 1 <= len(back["reasons"]) <= 3
+    assert back["reasons"][0]["key"] == "dark_share_mean" and back["reasons"][0]["deciding"]
     assert set(back["reasons"][0]) == {
+        "grade",
+        "key",
+        "value",
+        "op",
+        "threshold",
+        "passed",
+        "deciding",
+        "text_vi",
+        "text_en",
+    }
+    assert {d["key"] for d in back["decisions"]} >= {"dark_share_mean"}
+    assert len(back["decisions"]) == len(g.reasons) > len(back["reasons"])
+    assert set(back["decisions"][0]) == {
         "grade",
         "key",
         "value",

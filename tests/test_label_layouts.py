@@ -55,6 +55,7 @@ def ink_bbox(img: Image.Image) -> tuple[int, int, int, int] | None:
 
 
 NOT_VERBATIM = {"lot_id", "batch_id", "recorded_at", "created_at", "handed_over_at"}
+NOT_VERBATIM |= {"day", "printed_at"}  # the day summary's date and time, printed dd/mm/yyyy
 
 
 def strings(value: Any) -> list[str]:

@@ -105,6 +105,7 @@ def test_records_carry_their_fields_and_the_time_stamp(store: Store, outbox: Out
         "producer_id": producer["id"],
         "product_id": product["id"],
         "net_g": 1000,
+        "day_no": 1,  # the daily lot number staff see (issue 12)
         "tare_g": 350,
         "tare_source": "software",
         "recorded_at": "2026-11-23T03:00:00.000Z",
@@ -263,7 +264,9 @@ def test_an_existing_database_gets_an_epoch_when_migrated(
     real = dbmod.migrations()
     monkeypatch.setattr(dbmod, "migrations", lambda: [m for m in real if m[0] < 9])
     old = Store.open(path, "sin-ho-01")
-    lots(old, 2)
+    catalogue(old)  # records written at schema 8 (today's lots need columns of later ones)
+    old.add_producer("Lò Văn Sáng")
+    old.add_product("Chè Shan tuyết")
     old.close()
     monkeypatch.setattr(dbmod, "migrations", lambda: real)
     store = Store.open(path, "sin-ho-01")

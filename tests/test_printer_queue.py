@@ -12,7 +12,6 @@ import tty
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import zxingcpp
 
@@ -116,12 +115,14 @@ def test_printer_unreachable_then_back_prints_each_job_exactly_once(
         assert oldest["record_id"] == lots[0]
         assert oldest["printer_status"] == "unreachable"
         assert "connection refused" in oldest["last_error"]
-        assert "connection refused" in (worker.state_json()["error"] or "")
+        fault = worker.state_json()["fault"]  # what staff read: a sentence, not the raw error
+        assert fault["code"] == "printer_refused" and "connection refused" not in str(fault)
+        assert "Máy in không nhận kết nối" in fault["message"]
         printer.start()
         printer.wait_for_jobs(3, timeout=15)
         wait_for(lambda: set(_statuses(store).values()) == {"printed"}, 10, "all printed")
         wait_for(lambda: worker.status is PrinterStatus.READY, 5, "printer ready")
-        assert worker.state_json()["error"] is None
+        assert worker.state_json()["fault"] is None
     finally:
         _stop(worker)
         printer.close()
@@ -154,7 +155,8 @@ def test_printer_that_cannot_print_holds_the_queue_then_it_drains_in_order(
             assert oldest["printer_status"] == Condition(status.value).value
             assert oldest["attempts"] == 0, "nothing was sent"
             state_json = worker.state_json()
-            assert state_json["status"] == status.value and words in str(state_json["error"])
+            assert state_json["status"] == status.value
+            assert words in state_json["fault"]["message"]
 
             printer.set_state(paper=Paper.OK, cover_open=False, error=False)
             printer.wait_for_jobs(3, timeout=10)
@@ -172,7 +174,8 @@ def test_paper_near_end_prints_and_warns(store: Store, tmp_path: Path) -> None:
         worker = _worker(store, tmp_path, printer.port)
         try:
             printer.wait_for_jobs(1)
-            wait_for(lambda: "sắp hết" in str(worker.state_json()["error"]), 5, "a warning")
+            wait_for(lambda: "sắp hết" in str(worker.state_json()["fault"]), 5, "a warning")
+            assert worker.state_json()["fault"]["code"] == "printer_paper_near_end"
             assert worker.status is PrinterStatus.READY
             assert worker.state_json()["paper"] == "near_end"
         finally:
@@ -216,6 +219,8 @@ def test_job_cut_off_mid_way_is_held_until_staff_confirm(store: Store, tmp_path:
 
 
 def test_any_printed_label_can_be_reprinted_with_who_when_why(store: Store, tmp_path: Path) -> None:
+    """A printed label printed again is a new job, a copy: its label says BẢN SAO on top
+    (the original's never does), and the audit log keeps who, when and why."""
     (lot,) = _lots(store, 1)
     queue = PrintQueue(store)
     with PrinterListener() as printer:
@@ -226,19 +231,26 @@ def test_any_printed_label_can_be_reprinted_with_who_when_why(store: Store, tmp_
             (job,) = queue.jobs()
             with pytest.raises(ValueError, match="who asks for it and why"):
                 queue.requeue(job["id"], actor="lan", reason="  ")
-            queue.requeue(job["id"], actor="lan", reason="nhãn bị ướt")
+            copy = queue.requeue(job["id"], actor="lan", reason="nhãn bị ướt")
+            assert copy != job["id"]
             worker.wake()
             jobs = printer.wait_for_jobs(2)
-            wait_for(lambda: _statuses(store)[lot] == "printed", 5, "printed again")
+            wait_for(lambda: queue.get(copy)["status"] == "printed", 5, "the copy printed")
         finally:
             _stop(worker)
     assert [_qr(j, tmp_path) for j in jobs] == [lot, lot]
-    (entry,) = [h for h in queue.history(job["id"]) if h["action"] == "print.requeued"]
-    assert (entry["actor"], entry["detail"]["reason"], entry["detail"]["was"]) == (
-        "lan",
-        "nhãn bị ướt",
-        "printed",
+    assert queue.get(copy)["copy_of"] == job["id"] and queue.get(job["id"])["copy_of"] is None
+    assert [c["id"] for c in queue.copies(job["id"])] == [copy]
+    original, again = (decode(j).images[0] for j in jobs)
+    assert again.height > original.height  # the BẢN SAO heading on top, the rest the same
+    assert again.crop((0, again.height - original.height, again.width, again.height)).tobytes() == (
+        original.tobytes()
     )
+    (entry,) = [h for h in queue.history(job["id"]) if h["action"] == "print.copied"]
+    assert (entry["actor"], entry["detail"]) == ("lan", {"reason": "nhãn bị ướt", "copy": copy})
+    assert entry["at"]
+    (queued,) = queue.history(copy)
+    assert queued["detail"]["copy_of"] == job["id"] and queued["actor"] == "lan"
     with pytest.raises(ValueError, match="only held, failed or printed"):
         queue.requeue(queue.enqueue("text", {"lines": ["x"]}), actor="lan", reason="again")
 
@@ -257,7 +269,8 @@ def test_status_is_unknown_when_the_printer_does_not_answer(store: Store, tmp_pa
         worker = _worker(store, tmp_path, printer.port, status_timeout_s=0.3)
         try:
             printer.wait_for_jobs(1)  # unknown does not stop printing...
-            wait_for(lambda: "không biết" in str(worker.state_json()["error"]), 5, "unknown said")
+            wait_for(lambda: "không biết" in str(worker.state_json()["fault"]), 5, "unknown said")
+            assert worker.state_json()["fault"]["code"] == "printer_status_unknown"
             state = worker.state_json()  # ... but is never reported as fine
             assert state["condition"] == "unknown" and state["paper"] == "unknown"
             assert state["cover_open"] is None
@@ -294,7 +307,7 @@ def test_station_state_says_het_giay_and_prints_when_paper_is_back(tmp_path: Pat
         printer.set_state(paper=Paper.OUT)
         uri = f"tcp://127.0.0.1:{printer.port}?timeout=1"
         cfg = station_config(tmp_path, printer={"uri": uri, "status_timeout_s": ANSWER_S})
-        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        with StationServer(cfg) as server, server.client() as c:
             producer = c.post("/api/producers", json={"name": "Giàng Thị Mỷ"}).json()["id"]
             product = c.post("/api/products", json={"name": "Sâm Lai Châu"}).json()["id"]
             settle(c, 2500)
@@ -303,7 +316,8 @@ def test_station_state_says_het_giay_and_prints_when_paper_is_back(tmp_path: Pat
 
             def paper_out() -> bool:
                 p = c.get("/api/state").json()["printer"]
-                return bool(p["status"] == "paper_out" and "hết giấy" in (p["error"] or ""))
+                fault = p["fault"] or {}
+                return bool(p["status"] == "paper_out" and "hết giấy" in fault.get("message", ""))
 
             wait_for(paper_out, 10, "the page told: hết giấy")
             state = c.get("/api/state").json()["printer"]

@@ -244,10 +244,16 @@ def test_printer_config_errors_name_file_key_and_reason(
 
 def test_every_shipped_profile_loads() -> None:
     names = sorted(p.stem for p in PACKAGE_PROFILES.glob("*.toml"))
-    assert names == ["epson-tm-t20ii", "generic-58mm", "generic-80mm", "xprinter-xp58"]
+    assert names == [
+        "epson-tm-t20ii",
+        "generic-100mm-label",
+        "generic-58mm",
+        "generic-80mm",
+        "xprinter-xp58",
+    ]
     for name in names:
         profile = load_profile(name)
-        assert profile.paper_dots == {58: 384, 80: 576}[profile.paper_mm]
+        assert profile.paper_dots == {58: 384, 80: 576, 100: 800}[profile.paper_mm]
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,9 @@ def wait_scale(c: httpx.Client, what: str, **expected: Any) -> dict[str, Any]:
 
 
 def ids(c: httpx.Client) -> dict[str, str]:
-    producer = c.post("/api/producers", json={"name": "Lò Văn Pọm"}).json()["id"]
+    producer = c.post(
+        "/api/producers", json={"name": "Lò Văn Pọm", "confirm_duplicate": True}
+    ).json()["id"]
     product = c.post("/api/products", json={"name": "Chè búp tươi"}).json()["id"]
     return {"producer_id": producer, "product_id": product}
 
@@ -86,7 +88,7 @@ def toledo(tmp_path: Path, link: Path) -> Iterator[tuple[PtyPeer, StationServer]
 
 def test_native_tare_sends_exactly_the_command(toledo: tuple[PtyPeer, StationServer]) -> None:
     peer, server = toledo
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         scale = wait_scale(c, "800 g stable", status="stable", weight_g=800)
         assert (scale["protocol"], scale["tare_mode"], scale["can_zero"]) == (
             "toledo-8217",
@@ -127,11 +129,11 @@ def test_native_tare_sends_exactly_the_command(toledo: tuple[PtyPeer, StationSer
 
 def test_native_commands_refused_while_offline(toledo: tuple[PtyPeer, StationServer]) -> None:
     peer, server = toledo
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         wait_scale(c, "800 g stable", status="stable", weight_g=800)
         peer.unplug()
         scale = wait_scale(c, "offline", status="offline")
-        assert "disconnected" in scale["error"] or "not found" in scale["error"]
+        assert scale["fault"]["code"] in ("scale_disconnected", "scale_port_missing")
         assert scale["recent_frames"][-1] == "\\x0200.800"  # the last frame, for the report
         refused(c.post("/api/scale/tare"), "scale_offline", "không kết nối")
         refused(c.post("/api/scale/zero"), "scale_offline", "không kết nối")
@@ -172,7 +174,7 @@ def simulated(tmp_path: Path) -> Iterator[StationServer]:
 
 def test_software_tare_is_subtracted_and_recorded(simulated: StationServer) -> None:
     server = simulated
-    with httpx.Client(base_url=server.url) as c:
+    with server.client() as c:
         settle(c, 350)  # the empty crate
         scale = scale_of(c)
         assert (scale["tare_mode"], scale["can_zero"], scale["tare_source"]) == (
@@ -231,15 +233,15 @@ def tare_audit(server: StationServer) -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_software_tare_survives_a_restart(tmp_path: Path) -> None:
     cfg = station_config(tmp_path)
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+    with StationServer(cfg) as server, server.client() as c:
         settle(c, 350)  # the empty crate
         assert c.post("/api/scale/tare").json()["scale"]["tare_g"] == 350
         assert tare_audit(server) == [
-            ("staff", "scale.tare_set", {"tare_g": 350, "previous_g": None})
+            ("Thử lead", "scale.tare_set", {"tare_g": 350, "previous_g": None})
         ]
 
     # the station restarts (power cut, update): the same tare is in force at once
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+    with StationServer(cfg) as server, server.client() as c:
         scale = scale_of(c)
         assert (scale["tare_g"], scale["tare_source"]) == (350, "software")
         c.post("/api/simulator", json={"weight_g": 2850})  # crate + 2.5 kg of tea
@@ -253,10 +255,10 @@ def test_software_tare_survives_a_restart(tmp_path: Path) -> None:
             "tare_source": "software",
         }
         assert c.post("/api/scale/tare/clear").json()["scale"]["tare_g"] is None
-        assert tare_audit(server)[-1] == ("staff", "scale.tare_cleared", {"tare_g": 350})
+        assert tare_audit(server)[-1] == ("Thử lead", "scale.tare_cleared", {"tare_g": 350})
 
     # cleared stays cleared
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+    with StationServer(cfg) as server, server.client() as c:
         assert (scale_of(c)["tare_g"], scale_of(c)["tare_source"]) == (None, None)
         c.post("/api/simulator", json={"weight_g": 1800})
         wait_scale(c, "gross 1800 g", status="stable", weight_g=1800, net=False)
@@ -268,7 +270,7 @@ def test_a_software_tare_the_indicator_took_over_is_not_restored(
     with PtyPeer(link, "stgs", SimState(350), stream_s=0.05) as peer:
         with (
             serial_station(tmp_path, link, protocol="stgs") as server,
-            httpx.Client(base_url=server.url) as c,
+            server.client() as c,
         ):
             wait_scale(c, "350 g", status="stable", weight_g=350)
             assert c.post("/api/scale/tare").json()["tare_source"] == "software"
@@ -283,13 +285,13 @@ def test_a_software_tare_the_indicator_took_over_is_not_restored(
             )
             cfg = server.cfg
         peer.set(weight_g=350, net=False, tare_g=0)  # the indicator's tare cleared meanwhile
-        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        with StationServer(cfg) as server, server.client() as c:
             scale = wait_scale(c, "gross 350 g", status="stable", weight_g=350)
             assert (scale["net"], scale["tare_g"], scale["tare_source"]) == (False, None, None)
 
 
 def test_software_tare_refusals(simulated: StationServer) -> None:
-    with httpx.Client(base_url=simulated.url) as c:
+    with simulated.client() as c:
         settle(c, 0)
         refused(c.post("/api/scale/tare"), "tare_nothing", "Không có gì trên cân")
         c.post("/api/simulator", json={"weight_g": 500, "unstable": True})
@@ -305,7 +307,7 @@ def test_software_tare_refusals(simulated: StationServer) -> None:
 
 
 def test_zero_without_a_command_is_refused(simulated: StationServer) -> None:
-    with httpx.Client(base_url=simulated.url) as c:
+    with simulated.client() as c:
         settle(c, 40)
         err = refused(c.post("/api/scale/zero"), "zero_unsupported", "ZERO")
         assert "không hợp lệ cho cân thương mại" in err["message"]
@@ -318,7 +320,7 @@ def test_software_tare_refused_when_the_scale_already_shows_net(tmp_path: Path, 
     with (
         PtyPeer(link, "stgs", net_frames, stream_s=0.05),
         serial_station(tmp_path, link, protocol="stgs") as server,
-        httpx.Client(base_url=server.url) as c,
+        server.client() as c,
     ):
         scale = wait_scale(c, "net 500 g", status="stable", weight_g=500)
         assert (scale["net"], scale["tare_source"], scale["tare_mode"]) == (
@@ -343,7 +345,7 @@ def test_settling_and_underload_refuse_a_lot(tmp_path: Path, link: Path) -> None
     with (
         PtyPeer(link, "mt-sics", SimState(1500, unit="g")) as peer,
         serial_station(tmp_path, link, profile=str(slow)) as server,
-        httpx.Client(base_url=server.url) as c,
+        server.client() as c,
     ):
         body = ids(c)
         wait_scale(c, "settling", status="settling", weight_g=1500)
@@ -373,7 +375,7 @@ def test_simulated_polled_scale_with_native_tare(tmp_path: Path) -> None:
     }
     with (
         StationServer(station_config(tmp_path, scale=scale)) as server,
-        httpx.Client(base_url=server.url) as c,
+        server.client() as c,
     ):
         sim = server.station.simulator
         assert sim is not None

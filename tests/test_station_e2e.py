@@ -17,7 +17,15 @@ import zxingcpp
 from edge.cli import main
 from edge.printer.payload import load_site_key, verify
 from rigs.escpos_decode import decode
-from rigs.helpers import Broker, PortHold, StationServer, settle, station_config, wait_for
+from rigs.helpers import (
+    Broker,
+    PortHold,
+    StationServer,
+    process_client,
+    settle,
+    station_config,
+    wait_for,
+)
 from rigs.printer_listener import PrinterListener
 from rigs.sync_central import TestCentral
 
@@ -48,7 +56,7 @@ def test_lot_label_reaches_a_tcp_printer_with_the_lot_id_in_its_qr(tmp_path: Pat
         cfg = station_config(
             tmp_path, printer={"type": "network", "host": "127.0.0.1", "port": printer.port}
         )
-        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        with StationServer(cfg) as server, server.client() as c:
             producer, product = _setup(c, 3120)
             lot = c.post("/api/lots", json={"producer_id": producer, "product_id": product}).json()
             printer.wait_for_jobs(1, timeout=10)
@@ -69,7 +77,7 @@ def test_printer_unreachable_then_back_prints_each_job_once(tmp_path: Path) -> N
         tmp_path,
         printer={"type": "network", "host": "127.0.0.1", "port": printer.port, "timeout_s": 1.0},
     )
-    with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+    with StationServer(cfg) as server, server.client() as c:
         producer, product = _setup(c, 900)
         lots = [_weigh_and_record(c, producer, product, 900 + i) for i in range(3)]
         wait_for(
@@ -104,7 +112,7 @@ def test_broker_outage_then_all_lots_delivered_once(tmp_path: Path, broker: Brok
     cfg = station_config(tmp_path, mqtt=mqtt)
     central = TestCentral(broker.port)
     try:
-        with StationServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        with StationServer(cfg) as server, server.client() as c:
             producer, product = _setup(c, 1500)
             wait_for(lambda: c.get("/api/state").json()["link"] == "online", 10, "station online")
             wait_for(
@@ -182,8 +190,7 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
     broker.stop()  # the village link is down too
     proc = _start_process(config, tmp_path / "station.log")
     try:
-        with httpx.Client(base_url=url) as c:
-            wait_for(lambda: _up(c), 20, "the station process")
+        with _signed_in(url, tmp_path, "the station process") as c:
             producer, product = _setup(c, 4200)
             r = c.post("/api/lots", json={"producer_id": producer, "product_id": product})
             assert r.status_code == 201, r.text
@@ -204,8 +211,7 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
         broker.start()
         printer.start()
         proc = _start_process(config, tmp_path / "station.log")
-        with httpx.Client(base_url=url) as c:
-            wait_for(lambda: _up(c), 20, "the restarted station")
+        with _signed_in(url, tmp_path, "the restarted station") as c:
             wait_for(lambda: lot_id in _lot_ids(central), 20, "the lot at central")
             wait_for(
                 lambda: c.get("/api/state").json()["outbox"]["pending"] == 0, 10, "outbox drained"
@@ -231,13 +237,20 @@ def test_power_cut_after_confirm_loses_nothing(tmp_path: Path, broker: Broker) -
 
 def _up(c: httpx.Client) -> bool:
     try:
-        return c.get("/api/state").status_code == 200
+        return c.get("/").status_code == 200
     except httpx.TransportError:
         return False
 
 
+def _signed_in(url: str, tmp: Path, what: str) -> httpx.Client:
+    """A client signed in on the station process at ``url`` once it serves its page."""
+    with httpx.Client(base_url=url) as c:
+        wait_for(lambda: _up(c), 20, what)
+    return process_client(url, tmp / "station.db", "test-site")
+
+
 def test_scale_port_disappears_and_comes_back(tmp_path: Path) -> None:
-    with StationServer(station_config(tmp_path)) as server, httpx.Client(base_url=server.url) as c:
+    with StationServer(station_config(tmp_path)) as server, server.client() as c:
         producer, product = _setup(c, 700)
         c.post("/api/simulator", json={"connected": False})
         wait_for(lambda: c.get("/api/state").json()["scale"]["status"] == "offline", 20, "offline")

@@ -64,6 +64,7 @@ def resent(path: Path) -> int:
         conn.close()
 
 
+@pytest.mark.real_clock_only
 def test_10000_records_through_50_cuts_stalls_and_5_broker_restarts(
     tmp_path: Path, tls_pki: Pki
 ) -> None:

@@ -448,3 +448,43 @@ def test_collect_from_the_real_outbox(tmp_path: Path) -> None:
         assert later["last_confirmed_at"] == "2026-11-23T10:38:17.123Z"
     finally:
         store.close()
+
+
+def test_link_usage_of_the_month_against_the_budget(tmp_path: Path) -> None:
+    """``link``: the month's bytes as the station's LinkUsage counts them (out plus in,
+    the current UTC month only) and the budget; a failing source gives null and an error."""
+    from dataclasses import replace
+
+    from edge.storage.store import Store
+    from edge.sync.usage import LinkUsage
+
+    store = Store.open(tmp_path / "station.db", "site-a", now=lambda: NOW)
+    try:
+        usage = LinkUsage(store)
+        last_month = NOW.replace(day=1) - timedelta(days=1)
+        usage.add(5_000_000, 1_000_000, last_month)  # not this month's
+        usage.add(700_000, 300_000, NOW)
+        usage.add(20_000, 4_000, NOW)
+
+        def link(now: datetime) -> dict[str, object]:
+            month = usage.month(now)
+            return {"month": month.month, "bytes": month.total, "budget_bytes": 100_000_000}
+
+        base = Sources(storage_path=tmp_path, proc=tmp_path, thermal=tmp_path)
+        record = collect(NOW, replace(base, link=link))
+        assert record["link"] == {
+            "month": NOW.strftime("%Y-%m"),
+            "bytes": 1_024_000,
+            "budget_bytes": 100_000_000,
+        }
+        assert "errors" not in record or "link" not in record["errors"]
+
+        def broken(now: datetime) -> dict[str, object]:
+            raise OSError("database is locked")
+
+        failed = collect(NOW, replace(base, link=broken))
+        assert failed["link"] is None
+        assert failed["errors"]["link"] == "OSError: database is locked"
+        assert "link" not in collect(NOW, base)  # a station without the source says nothing
+    finally:
+        store.close()

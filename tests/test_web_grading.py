@@ -1,23 +1,35 @@
 """The photo and grade step of the station page, in headless Chromium against the real
 app: record a lot, photograph it with the simulated camera, read the proposal and
-its reasons, confirm it, change it, upload a useless photo from a "phone" and see
-why it is declined, and see an unplugged camera. The database is checked after."""
+its short reasons, confirm it, change it, upload a useless photo and a photo of other
+produce from a "phone" and see why each is declined, and see an unplugged camera. The
+database is checked after."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-import httpx
 import numpy as np
 from playwright.sync_api import Browser, Page, expect
 
 from edge.camera import scenes
 from rigs.helpers import StationServer, station_config, wait_for
-from tests.browser import by_id, needs_chromium, set_simulated
+from tests.browser import (
+    by_id,
+    choose_farmer,
+    needs_chromium,
+    open_page,
+    set_simulated,
+    show_tab,
+)
 
 FARMER = "Lò Thị Xuân"
 PRODUCT = "Chuối tiêu Tân Uyên"
+POTATOES = tuple(
+    scenes.ItemSpec("brown", 70, 52, (110 + (i % 3) * 80, 70 + (i // 3) * 90), 20 * i)
+    for i in range(6)
+)
 
 pytestmark = needs_chromium
 
@@ -32,12 +44,10 @@ def record_through_the_page(page: Page, grams: int) -> None:
 def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) -> None:
     with StationServer(station_config(tmp_path)) as server:
         db = server.station.db
-        with httpx.Client(base_url=server.url) as c:
+        with server.client() as c:
             c.post("/api/producers", json={"name": FARMER, "village": "Bản Lướt"})
-        page = browser.new_page(viewport={"width": 1024, "height": 600}, locale="vi-VN")
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.url)
+        page = open_page(browser, server, 1024, 600)
+        errors: list[str] = page.errors  # type: ignore[attr-defined]
         expect(by_id(page, "camera-status")).to_have_attribute("data-status", "ready")
 
         # A product graded by the banana rules, chosen in the product form.
@@ -47,7 +57,7 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         by_id(page, "product-save").click()
         expect(by_id(page, "message")).to_contain_text(f"Đã thêm sản phẩm: {PRODUCT}")
         assert [p["grading"] for p in db.rows("SELECT grading FROM products")] == ["banana"]
-        by_id(page, "producer-select").select_option(label=f"{FARMER} · Bản Lướt")
+        choose_farmer(page, "lo thi xuan", FARMER)
 
         # Ghi & In opens the photo step for the new lot.
         expect(by_id(page, "photo-card")).to_be_hidden()
@@ -58,37 +68,46 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         expect(card).to_have_attribute("data-lot-id", lot["id"])
         expect(by_id(page, "photo-lot")).to_contain_text(f"Lô số {lot['seq']}")
         expect(by_id(page, "proposal-grade")).to_have_text("Chưa có đề xuất.")
-        by_id(page, "grader-name").fill("Vàng Thị Dung")
-        by_id(page, "grader-name").press("Tab")
 
         # The station camera (simulated): a photo, a proposed grade and the reasons.
         by_id(page, "capture-button").click()
         proposal = by_id(page, "proposal-grade")
         expect(proposal).to_have_text(
-            re.compile(r"^Đề xuất: (Hạng [ABC]|Loại) · độ tin cậy \d{2,3}%$"), timeout=20_000
+            re.compile(r"^Đề xuất: (Hạng [ABC]|Loại bỏ) · độ tin cậy \d{2,3}%$"), timeout=20_000
         )
         grade = proposal.get_attribute("data-grade")
         assert grade in ("A", "B", "C", "reject")
+        # At most three reasons, the one that set the grade first, in percentages and
+        # centimetres with comma decimals ("đốm thâm 6,7 % (giới hạn 15 %)"), no raw ratios.
         reasons = by_id(page, "reason")
-        assert reasons.count() >= 1
-        expect(reasons.first).to_contain_text("ạng")  # "Hạng A: ..." or "Chưa đạt hạng A: ..."
+        expect(reasons.first).to_have_attribute("data-deciding", "true")
+        shown = reasons.all_inner_texts()
+        assert 1 <= len(shown) <= 3, shown
+        assert [r.get_attribute("data-deciding") for r in reasons.all()] == [
+            "true",
+            *["false"] * (len(shown) - 1),
+        ]
+        for text in shown:
+            assert re.search(r"\d\u00a0(%|cm)", text), text  # "15 %" does not break
+            assert not re.search(r"\d\.\d", text) and "=" not in text, text
         thumb = by_id(page, "photo-thumb")
         wait_for(lambda: thumb.evaluate("img => img.naturalWidth") == 320, 10, "the thumbnail")
         [photo] = db.rows("SELECT id, source, grading FROM photos")
         assert photo["source"] == "camera"
+        stored = json.loads(photo["grading"])
+        assert shown == [r["text_vi"] for r in stored["reasons"]]  # the API's short reasons
+        assert len(stored["decisions"]) > len(shown)  # every comparison kept for technicians
         assert by_id(page, "photo-result").get_attribute("data-photo-id") == photo["id"]
         buttons = by_id(page, "grade-buttons").locator("button")
-        expect(buttons).to_have_text(["A", "B", "C", "Loại"])
+        expect(buttons).to_have_text(["A", "B", "C", "Loại bỏ"])
         expect(by_id(page, f"grade-{grade}")).to_have_class(re.compile(r"\bproposed\b"))
         row = by_id(page, "lot-row")
         expect(row.get_by_test_id("lot-grade")).to_have_attribute("data-status", "proposed")
 
         # Confirm it: the lot's grade, who and when, and a record for central.
         by_id(page, f"grade-{grade}").click()
-        label = "Loại" if grade == "reject" else f"Hạng {grade}"
-        expect(by_id(page, "grade-confirmed")).to_have_text(
-            f"Đã xác nhận: {label} (Vàng Thị Dung)."
-        )
+        label = "Loại bỏ" if grade == "reject" else f"Hạng {grade}"
+        expect(by_id(page, "grade-confirmed")).to_have_text(f"Đã xác nhận: {label} (Thử lead).")
         expect(by_id(page, f"grade-{grade}")).to_have_attribute("aria-pressed", "true")
         expect(row.get_by_test_id("lot-grade")).to_have_attribute("data-status", "confirmed")
         expect(row.get_by_test_id("lot-grade")).to_have_text(label)
@@ -96,11 +115,11 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         assert (saved["grade"], saved["proposed_grade"], saved["confirmed_by"]) == (
             grade,
             grade,
-            "Vàng Thị Dung",
+            "Thử lead",
         )
         assert saved["photo_id"] == photo["id"] and saved["confirmed_at"]
         [conf] = db.rows("SELECT grade, overridden, confirmed_by FROM grade_confirmations")
-        assert conf == {"grade": grade, "overridden": 0, "confirmed_by": "Vàng Thị Dung"}
+        assert conf == {"grade": grade, "overridden": 0, "confirmed_by": "Thử lead"}
 
         # Staff disagree: override with another grade.
         other = "B" if grade != "B" else "C"
@@ -111,7 +130,7 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         assert db.rows(
             "SELECT actor FROM audit_log WHERE action = 'grade.overridden' AND record_id = ?",
             (lot["id"],),
-        ) == [{"actor": "Vàng Thị Dung"}]
+        ) == [{"actor": "Thử lead"}]
 
         # A phone upload of a useless (dark) picture: declined, with what to do.
         dark = tmp_path / "dark.jpg"
@@ -126,21 +145,46 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         assert db.rows("SELECT grade FROM lot_grades") == [{"grade": other}]  # unchanged
         expect(proposal).to_have_attribute("data-grade", grade)  # the good photo's proposal
 
-        # English, then back.
+        # A photo of potatoes on this banana lot: refused, kept, not graded, and the page
+        # says what it saw and what to do.
+        potatoes = tmp_path / "potatoes.jpg"
+        potatoes.write_bytes(scenes.jpeg(scenes.make_scene(POTATOES).image))
+        by_id(page, "upload-input").set_input_files(str(potatoes))
+        expect(note).to_have_attribute("data-reason", "not_the_product", timeout=20_000)
+        seen = (
+            "Ảnh không giống chuối (thấy củ tròn màu nâu như khoai tây). Kiểm tra lô và chụp lại."
+        )
+        expect(note).to_have_text(f"Không chấm hạng được ảnh này: {seen}")
+        expect(by_id(page, "message")).to_have_attribute("data-kind", "error")
+        expect(by_id(page, "message")).to_contain_text(seen)
+        sources = [r["source"] for r in db.rows("SELECT source FROM photos ORDER BY taken_at")]
+        assert sources == ["camera", "upload", "upload"]
+        assert db.rows("SELECT grade, photo_id FROM lot_grades") == [
+            {"grade": other, "photo_id": photo["id"]}
+        ]
+        expect(proposal).to_have_attribute("data-grade", grade)
+
+        # English, then back: the reject button, the reasons and the refusal in English.
         by_id(page, "lang-toggle").click()
         expect(by_id(page, "capture-button")).to_have_text("Take photo")
-        expect(note).to_contain_text("This photo cannot be graded: The photo is underexposed.")
+        expect(by_id(page, "grade-reject")).to_have_text("Reject")
+        expect(reasons).to_have_text([r["text_en"] for r in stored["reasons"]])
+        expect(note).to_contain_text(
+            "This photo cannot be graded: The photo does not look like bananas (saw round "
+            "brown tubers, like potatoes)."
+        )
         by_id(page, "lang-toggle").click()
+        expect(by_id(page, "grade-reject")).to_have_text("Loại bỏ")
 
         # The camera unplugged: shown in the status and in the photo step; capture refused.
-        with httpx.Client(base_url=server.url) as c:
+        with server.client() as c:
             c.post("/api/camera/simulator", json={"fault": "unplugged"})
         expect(by_id(page, "camera-status")).to_have_attribute("data-status", "no_device")
         expect(by_id(page, "camera-problem")).to_contain_text("Không thấy máy ảnh")
         by_id(page, "capture-button").click()
         expect(by_id(page, "message")).to_have_attribute("data-kind", "error")
         expect(by_id(page, "message")).to_contain_text("Không thấy máy ảnh")
-        assert len(db.rows("SELECT id FROM photos")) == 2
+        assert len(db.rows("SELECT id FROM photos")) == 3
 
         # Usable with a thumb on a phone: no sideways scrolling, big grade buttons.
         page.set_viewport_size({"width": 360, "height": 740})
@@ -154,6 +198,7 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         # Reopen the step from the lot list; "Xong" closes it.
         by_id(page, "photo-close").click()
         expect(card).to_be_hidden()
+        show_tab(page, "lots")  # the lot list is a tab of its own
         row.get_by_test_id("lot-photo-button").click()
         expect(card).to_be_visible()
         expect(by_id(page, "grade-confirmed")).to_contain_text(f"Hạng {other}")

@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -33,6 +33,7 @@ import numpy.typing as npt
 from edge.camera import scenes
 from edge.config import CameraConfig
 from edge.errors import StaffError
+from edge.faults import camera_fault
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,21 @@ class CameraState:
     device: str | None = None
     message: str | None = None  # Vietnamese, when not ok
     message_en: str | None = None
+    code: str | None = None  # the CameraError code, when not ok
 
     def to_json(self) -> dict[str, Any]:
+        fault = None
+        if self.message is not None:
+            fault = {
+                "code": f"camera_{self.code or 'error'}",
+                "message": self.message,
+                "message_en": self.message_en or self.message,
+            }
         return {
             "type": self.kind,
             "status": self.status.value,
             "device": self.device,
-            "error": self.message,
-            "error_en": self.message_en,
+            "fault": fault,  # what staff read (edge.faults.camera_fault)
         }
 
 
@@ -72,43 +80,32 @@ class CameraError(StaffError):
     default_status = 503
 
 
+def _camera_error(code: str, device: str) -> CameraError:
+    fault = camera_fault(code, device)
+    return CameraError(code, fault.message, fault.message_en)
+
+
 def no_device_error(device: str) -> CameraError:
-    if device.isdigit():
-        device = f"/dev/video{device}"
-    return CameraError(
-        "no_device",
-        f"Không thấy máy ảnh ({device}). Kiểm tra cáp máy ảnh rồi thử lại, "
-        "hoặc bấm “Tải ảnh lên” để dùng ảnh chụp bằng điện thoại.",
-        f"No camera found at {device}. Check the camera's cable and try again, "
-        "or use “Upload photo” with a phone picture.",
-    )
+    return _camera_error("no_device", device)
+
+
+def _no_device_state(kind: str, device: str | None, which: str) -> CameraState:
+    """The state of a camera whose device is gone (``which``: its node, or "simulated")."""
+    err = no_device_error(which)
+    return CameraState(kind, CameraStatus.NO_DEVICE, device, err.message, err.message_en, err.code)
 
 
 def no_frame_error(device: str) -> CameraError:
-    return CameraError(
-        "no_frame",
-        f"Máy ảnh ({device}) không trả về ảnh. Thử chụp lại; nếu vẫn lỗi, rút cáp máy ảnh "
-        "ra cắm lại.",
-        f"The camera ({device}) returned no picture. Try again; if it persists, unplug "
-        "and replug the camera.",
-    )
+    return _camera_error("no_frame", device)
 
 
 def open_failed_error(device: str, why: str) -> CameraError:
-    return CameraError(
-        "open_failed",
-        f"Không mở được máy ảnh ({device}): {why}. Kiểm tra đúng thiết bị trong cấu hình "
-        "(camera.device) và không có chương trình khác đang dùng máy ảnh.",
-        f"Cannot open the camera ({device}): {why}. Check camera.device in the configuration "
-        "and that no other program is using the camera.",
-    )
+    """``why`` (OpenCV's words) goes to the log; staff read what to do."""
+    log.warning("camera %s cannot be opened: %s", device, why)
+    return _camera_error("open_failed", device)
 
 
-NO_CAMERA = CameraError(
-    "no_camera",
-    "Trạm không có máy ảnh. Bấm “Tải ảnh lên” để dùng ảnh chụp bằng điện thoại.",
-    "This station has no camera. Use “Upload photo” with a phone picture.",
-)
+NO_CAMERA = _camera_error("no_camera", "")
 
 
 class Camera(Protocol):
@@ -152,6 +149,7 @@ class _StateHolder:
             self.device,
             err.message if err else None,
             err.message_en if err else None,
+            err.code if err else None,
         )
 
 
@@ -216,10 +214,7 @@ class V4l2Camera(_StateHolder):
     @property
     def state(self) -> CameraState:
         if not device_node(str(self.device)).exists():  # a cheap stat: unplugged shows at once
-            err = no_device_error(str(self.device))
-            return CameraState(
-                self.kind, CameraStatus.NO_DEVICE, self.device, err.message, err.message_en
-            )
+            return _no_device_state(self.kind, self.device, str(self.device))
         return self._state()
 
     def _open(self) -> VideoCaptureLike:
@@ -296,12 +291,10 @@ class Fault(StrEnum):
 def generated_tray(seed: int, size: tuple[int, int], kind: str | None = None) -> Frame:
     """A tray photo with other items each seed, at the camera's resolution (the tray is
     320 x 240 mm, so 1280 x 960 is 4 px/mm); all items of ``kind`` (a key of
-    ``scenes.KIND_BGR``) when given, else mixed."""
+    ``scenes.KIND_BGR``) and shaped like that produce when given, else mixed."""
     rng = np.random.default_rng(seed)
     px_per_mm = min(size[0] / 320.0, size[1] / 240.0)
-    items = scenes.random_items(rng, count=int(rng.integers(3, 7)))
-    if kind is not None:
-        items = tuple(replace(item, kind=kind) for item in items)
+    items = scenes.random_items(rng, count=int(rng.integers(3, 7)), kind=kind)
     return scenes.make_scene(items, size=size, px_per_mm=px_per_mm, seed=seed).image
 
 
@@ -339,10 +332,7 @@ class SimulatedCamera(_StateHolder):
     @property
     def state(self) -> CameraState:
         if self._fault is Fault.UNPLUGGED:
-            err = no_device_error("simulated")
-            return CameraState(
-                self.kind, CameraStatus.NO_DEVICE, self.device, err.message, err.message_en
-            )
+            return _no_device_state(self.kind, self.device, "simulated")
         return self._state()
 
     def capture(self) -> Frame:

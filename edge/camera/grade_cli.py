@@ -30,6 +30,7 @@ from edge.camera.grading.grade import (
     grade_work,
     load_grading_model,
     load_grading_rules,
+    load_lookalikes,
 )
 from edge.camera.grading.measure import WorkImage
 from edge.camera.grading.quality import Declined
@@ -92,7 +93,14 @@ def _grade_image(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"{image}: not a readable image ({exc})")
     try:
-        result = grade_work(work, rules, model, weight_g=args.weight_g, marker_mm=args.marker_mm)
+        result = grade_work(
+            work,
+            rules,
+            model,
+            weight_g=args.weight_g,
+            marker_mm=args.marker_mm,
+            lookalikes=load_lookalikes(args.rules_dir, args.product),
+        )
     except GradingError as exc:
         return _fail(str(exc))
     if isinstance(result, Declined):
@@ -125,6 +133,10 @@ def _declined(args: argparse.Namespace, image: Path, d: Declined) -> int:
 
 def _print_text(g: Graded) -> None:
     print(f"{g.product}: grade {g.grade} (confidence {g.confidence:.2f}, by {g.method})")
+    for r in g.staff:
+        print(f"  {'*' if r.deciding else ' '} {r.text_en}")
+        print(f"    {r.text_vi}")
+    print("  every comparison:")
     for d in g.reasons:
         print(f"  {'+' if d.passed else '-'} {d.text_en}")
         print(f"    {d.text_vi}")
@@ -201,8 +213,17 @@ def _eval(args: argparse.Namespace) -> int:
     classes = model.classes if model else rules.grades
     what = str(args.model) if model else rules.file
 
+    lookalikes = load_lookalikes(args.rules_dir, args.product)
+
     def grader(work: WorkImage) -> Graded | Declined:
-        return grade_work(work, rules, model, weight_g=args.weight_g, marker_mm=args.marker_mm)
+        return grade_work(
+            work,
+            rules,
+            model,
+            weight_g=args.weight_g,
+            marker_mm=args.marker_mm,
+            lookalikes=lookalikes,
+        )
 
     try:
         ev = evaluate_folder(Path(args.folder), grader, classes, what)

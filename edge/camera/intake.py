@@ -7,6 +7,11 @@ staff confirm or override.
 files and rows (:mod:`edge.storage.photos`), grades (:mod:`edge.storage.grades`) and
 grading (:func:`edge.camera.grading.grade.grade_photo`). Its methods block (camera,
 disk, CPU); the web handlers call them from worker threads, never on the event loop.
+
+Memory on a 2 GB Pi: at most ``camera.decode_concurrency`` photos are decoded and graded
+at once (:attr:`Intake.decoding`), and at most ``camera.upload_buffer_mb`` of upload
+bodies are held at once (:attr:`Intake.buffering`, taken by the upload route before it
+reads a body); whoever waits longer than ``camera.busy_wait_s`` is answered :func:`busy`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +28,9 @@ from edge.camera.capture import Camera, Frame, SimulatedCamera, open_camera
 from edge.camera.grading.annotate import annotate
 from edge.camera.grading.grade import GradingError, grade_photo, load_grading_model
 from edge.camera.grading.measure import measure_tray
-from edge.camera.grading.quality import Declined
+from edge.camera.grading.quality import Declined, Reason
 from edge.camera.grading.rules import PRODUCT_NAME, RulesError, load_rules, products
+from edge.camera.limiter import Limiter
 from edge.camera.photos import (
     UploadLimits,
     decode_stored,
@@ -33,6 +41,7 @@ from edge.camera.photos import (
 )
 from edge.config import CameraConfig, GradingConfig
 from edge.errors import StaffError
+from edge.gradenames import grade_label
 from edge.storage.grades import Confirmation, Grades
 from edge.storage.photos import PhotoStore, RetentionReport, photo_json
 from edge.storage.store import Store
@@ -59,6 +68,16 @@ def unknown_grading(key: str, known: list[str], rules_dir: Path) -> IntakeError:
     )
 
 
+def busy() -> IntakeError:
+    """The answer to an upload or capture that waited ``camera.busy_wait_s`` for its turn."""
+    return IntakeError(
+        "photo_busy",
+        "Trạm đang bận xử lý ảnh, thử lại sau ít giây.",
+        "The station is busy with other photos; try again in a few seconds.",
+        503,
+    )
+
+
 class Intake:
     def __init__(
         self,
@@ -77,6 +96,20 @@ class Intake:
         self.grades = Grades(store)
         self._grading = threading.Semaphore(1)  # one grading at a time: memory on a Pi
         self._retention = threading.Lock()
+        self.decoding = Limiter(camera_cfg.decode_concurrency)  # photos decoded/graded at once
+        self.buffering = Limiter(camera_cfg.upload_buffer_mb << 20)  # upload bytes held at once
+        self.busy_wait_s = camera_cfg.busy_wait_s
+
+    @contextmanager
+    def decode_slot(self) -> Iterator[None]:
+        """One of the ``decode_concurrency`` turns, for this thread; :func:`busy` after
+        ``busy_wait_s`` of waiting."""
+        if not self.decoding.acquire(1, self.busy_wait_s):
+            raise busy()
+        try:
+            yield
+        finally:
+            self.decoding.release(1)
 
     def start(self) -> None:
         self.photos.clean_up()
@@ -144,20 +177,32 @@ class Intake:
 
     # -- photos ---------------------------------------------------------------------------
 
-    def upload(self, lot_id: str, data: bytes, content_type: str | None) -> dict[str, Any]:
-        """A phone's JPEG or PNG for the lot: checked, stored, graded."""
+    def upload(
+        self, lot_id: str, data: bytes | bytearray, content_type: str | None
+    ) -> dict[str, Any]:
+        """A phone's JPEG or PNG for the lot: checked, stored, graded (in a decode turn)."""
         self.grades.lot_context(lot_id)  # 404 before anything is decoded or written
-        frame = decode_upload(data, content_type, self.limits)
-        return self._keep(
-            lot_id, "upload", fit_within(frame, self.camera_cfg.width, self.camera_cfg.height)
-        )
+        with self.decode_slot():
+            return self.keep_upload(lot_id, self.decode(data, content_type))
+
+    def decode(self, data: bytes | bytearray, content_type: str | None) -> Frame:
+        """An upload as the frame that is stored: decoded (already reduced when it is
+        much larger) and fitted to the camera's size. The caller holds a decode turn."""
+        cam = self.camera_cfg
+        frame = decode_upload(data, content_type, self.limits, fit=(cam.width, cam.height))
+        return fit_within(frame, cam.width, cam.height)
+
+    def keep_upload(self, lot_id: str, frame: Frame) -> dict[str, Any]:
+        """A decoded upload stored and graded. The caller holds a decode turn."""
+        return self._keep(lot_id, "upload", frame)
 
     def capture(self, lot_id: str) -> dict[str, Any]:
         """A still from the station camera for the lot: stored, graded."""
         ctx = self.grades.lot_context(lot_id)
         if self.simulated is not None:  # practice mode: a tray of the lot's produce
             self.simulated.subject = SIMULATED_ITEMS.get(ctx["grading"] or "")
-        return self._keep(lot_id, "camera", self.camera.capture())
+        with self.decode_slot():
+            return self._keep(lot_id, "camera", self.camera.capture())
 
     def _keep(self, lot_id: str, source: str, frame: Frame) -> dict[str, Any]:
         encoded = encode_photo(frame, self.camera_cfg.jpeg_quality, self.camera_cfg.thumb_px)
@@ -170,6 +215,10 @@ class Intake:
             self.grades.propose(
                 lot_id, result["grade"], result["confidence"], result["method"], row["id"]
             )
+        elif result.get("reason") == Reason.NOT_THE_PRODUCT.value:
+            # Other produce than the lot's: kept (with why) but refused, never graded; the
+            # lot or the tray is wrong, which staff must look at before anything else.
+            raise IntakeError("not_the_product", result["message"], result["message_en"], 422)
         return self.lot_view(lot_id, photo_id=row["id"])
 
     def _grade_frame(self, lot_id: str, frame: Frame) -> dict[str, Any]:
@@ -212,6 +261,7 @@ class Intake:
                 "reason": out.reason.value,
                 "message": out.message,
                 "message_en": out.message_en,
+                "detail": {k: round(float(v), 4) for k, v in out.detail.items()},
             }
         return {"status": "graded", **out.to_json()}
 
@@ -266,10 +316,11 @@ class Intake:
         """The photo with item outlines, sizes, defects and the marker drawn, and its
         grade (or why it was declined) in a caption band, as PNG."""
         row = self.photos.get(photo_id)
-        frame = decode_stored(self.photo_path(photo_id, thumb=False).read_bytes())
-        with self._grading:
-            measurement = measure_tray(frame, self.camera_cfg.marker_mm)
-        return encode_png(annotate(frame, measurement, caption(row)))
+        with self.decode_slot():
+            frame = decode_stored(self.photo_path(photo_id, thumb=False).read_bytes())
+            with self._grading:
+                measurement = measure_tray(frame, self.camera_cfg.marker_mm)
+            return encode_png(annotate(frame, measurement, caption(row)))
 
 
 def caption(row: dict[str, Any]) -> str | None:
@@ -277,7 +328,7 @@ def caption(row: dict[str, Any]) -> str | None:
     why it was not graded (Vietnamese: it is shown to the farmer)."""
     result = json.loads(row["grading"]) if row.get("grading") else {}
     if result.get("status") == "graded":
-        grade = "Loại" if result["grade"] == "reject" else f"Hạng {result['grade']}"
+        grade = grade_label(str(result["grade"]))
         pct = round(100 * float(result["confidence"]))
         return f"Đề xuất: {grade} · độ tin cậy {pct}%"
     message = result.get("message")

@@ -33,8 +33,18 @@ class PhotoRejected(StaffError):
 
 @dataclass(frozen=True)
 class UploadLimits:
+    """What an upload may be (``camera.max_upload_mb``, ``camera.max_upload_megapixels``).
+
+    The pixel cap is checked from the file's header before anything is decoded (it refuses
+    a "decompression bomb") and is sized for a 2 GB Pi: 16 MP takes any phone's usual
+    photo (12-16 MP); a 48-50 MP "full resolution" shot is refused with what to do. A
+    baseline JPEG is decoded already reduced (:func:`reduction`): about 20 MB at its peak
+    for 12 MP, where a whole decode takes 70 MB. A PNG or a progressive JPEG still passes
+    through its whole size, about 4 bytes a pixel at the peak (about 60 MB at 16 MP):
+    that is what the cap bounds."""
+
     max_bytes: int = 15 * 1024 * 1024  # a phone JPEG is 2-6 MB
-    max_pixels: int = 50_000_000  # 8K x 6K; refuses a "decompression bomb" before decoding
+    max_pixels: int = 16_000_000
 
 
 def _mb(size: float) -> str:
@@ -79,7 +89,7 @@ def _unsupported(content_type: str) -> PhotoRejected:
     )
 
 
-def check_upload(data: bytes, content_type: str | None, limits: UploadLimits) -> None:
+def check_upload(data: bytes | bytearray, content_type: str | None, limits: UploadLimits) -> None:
     """Refuse, before decoding, what cannot be a photo we keep."""
     media = (content_type or "application/octet-stream").split(";")[0].strip().lower()
     if media not in ACCEPTED_TYPES:
@@ -96,7 +106,7 @@ _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0x
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
+def image_size(data: bytes | bytearray) -> tuple[int, int] | None:
     """(width, height) from a PNG's IHDR or a JPEG's frame header, without decoding;
     ``None`` when the header is not there."""
     if data.startswith(PNG_MAGIC):
@@ -127,8 +137,39 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def decode_upload(data: bytes, content_type: str | None, limits: UploadLimits) -> Frame:
-    """An uploaded JPEG or PNG as an upright BGR frame, or :class:`PhotoRejected`."""
+REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
+REDUCED[8] = cv2.IMREAD_REDUCED_COLOR_8
+
+
+def reduction(size: tuple[int, int], fit: tuple[int, int] | None) -> int:
+    """The largest factor (1, 2, 4 or 8) an image of ``size`` can be shrunk by while
+    decoding and still cover ``fit`` (in either orientation), so that scaling it down to
+    ``fit`` afterwards loses nothing. A 4000 x 3000 phone photo for a 1280 x 960 camera
+    is decoded at 2000 x 1500: a quarter of the memory, and faster."""
+    if fit is None:
+        return 1
+    long_side, short_side = max(size), min(size)
+    fit_long, fit_short = max(fit), min(fit)
+    factor = 1
+    while (
+        factor < 8
+        and long_side // (factor * 2) >= fit_long
+        and short_side // (factor * 2) >= fit_short
+    ):
+        factor *= 2
+    return factor
+
+
+def decode_upload(
+    data: bytes | bytearray,
+    content_type: str | None,
+    limits: UploadLimits,
+    fit: tuple[int, int] | None = None,
+) -> Frame:
+    """An uploaded JPEG or PNG as an upright BGR frame, or :class:`PhotoRejected`.
+    With ``fit`` (the size it will be scaled down to) a large JPEG is decoded already
+    shrunk by :func:`reduction` (libjpeg scales while decoding; a PNG is shrunk right
+    after; the result is at least ``fit``). ``data`` is read in place, never copied."""
     check_upload(data, content_type, limits)
     size = image_size(data)
     if size is None or size[0] == 0 or size[1] == 0:
@@ -137,13 +178,15 @@ def decode_upload(data: bytes, content_type: str | None, limits: UploadLimits) -
     if pixels > limits.max_pixels:
         raise PhotoRejected(
             "photo_too_large",
-            f"Ảnh có quá nhiều điểm ảnh ({pixels / 1e6:.0f} triệu). Chụp lại với độ phân "
-            "giải thấp hơn.",
-            f"The photo has too many pixels ({pixels / 1e6:.0f} megapixels). Take it at a "
-            "lower resolution.",
+            f"Ảnh có quá nhiều điểm ảnh ({pixels / 1e6:.0f} triệu, tối đa "
+            f"{limits.max_pixels / 1e6:.0f} triệu). Chụp lại ở chế độ thường của điện thoại "
+            "(12 MP) hoặc độ phân giải thấp hơn.",
+            f"The photo has too many pixels ({pixels / 1e6:.0f} megapixels, at most "
+            f"{limits.max_pixels / 1e6:.0f}). Take it in the phone's normal mode (12 MP) or at "
+            "a lower resolution.",
             413,
         )
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED[reduction(size, fit)])
     if image is None or image.size == 0:
         raise NOT_AN_IMAGE
     return cast(Frame, image)

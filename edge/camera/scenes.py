@@ -317,18 +317,39 @@ def _centre(
     return float(x), float(y)
 
 
+def _shape_of(rng: np.random.Generator, kind: str) -> tuple[float, float]:
+    """Length and width (mm) of one item shaped like its produce: a banana finger, a
+    potato tuber, a lime."""
+    if kind == "yellow":
+        return float(rng.uniform(110, 190)), float(rng.uniform(28, 40))
+    if kind == "brown":
+        length = float(rng.uniform(45, 95))
+        return length, length * float(rng.uniform(0.6, 0.9))
+    width = float(rng.uniform(38, 58))
+    return width * float(rng.uniform(1.0, 1.15)), width
+
+
 def random_items(
-    rng: np.random.Generator, count: int = 5, tray_mm: tuple[float, float] = (320, 240)
+    rng: np.random.Generator,
+    count: int = 5,
+    tray_mm: tuple[float, float] = (320, 240),
+    kind: str | None = None,
 ) -> tuple[ItemSpec, ...]:
     """Up to ``count`` non-touching items of random kind, size, place, angle and spots,
-    clear of the marker's corner (the top-left 75 mm square)."""
+    clear of the marker's corner (the top-left 75 mm square). With ``kind`` (a key of
+    KIND_BGR) every item is of that kind and shaped like its produce (long bananas,
+    rounder potatoes, round limes); without, kinds and shapes are mixed at random."""
     items: list[ItemSpec] = []
     for _ in range(400):
         if len(items) == count:
             break
-        kind = ("yellow", "brown", "green")[int(rng.integers(3))]
-        length = float(rng.uniform(45, 85) if kind == "brown" else rng.uniform(50, 160))
-        width = float(rng.uniform(25, min(length * 0.8, 60)))
+        if kind is None:
+            item_kind = ("yellow", "brown", "green")[int(rng.integers(3))]
+            length = float(rng.uniform(45, 85) if item_kind == "brown" else rng.uniform(50, 160))
+            width = float(rng.uniform(25, min(length * 0.8, 60)))
+        else:
+            item_kind = kind
+            length, width = _shape_of(rng, kind)
         half = length / 2 + 5
         cx = float(rng.uniform(half, tray_mm[0] - half))
         cy = float(rng.uniform(half, tray_mm[1] - half))
@@ -347,7 +368,8 @@ def random_items(
             )
             for _ in range(int(rng.integers(0, 3)))
         )
-        items.append(ItemSpec(kind, length, width, (cx, cy), float(rng.uniform(-90, 90)), spots))
+        angle = float(rng.uniform(-90, 90))
+        items.append(ItemSpec(item_kind, length, width, (cx, cy), angle, spots))
     return tuple(items)
 
 

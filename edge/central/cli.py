@@ -11,8 +11,13 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from edge.central.alerts import add_alert_commands
+from edge.central.console.cli import add_console_commands
+from edge.central.console.points import add_points_commands
 from edge.central.core import BrokerUrlError, DbUrlError, parse_broker_url, parse_db_url
 from edge.central.ingest import Ingest, TlsFiles
+from edge.central.orders.cli import add_order_commands
+from edge.central.parcels_cli import add_parcel_commands
 from edge.central.status import StatusServer
 from edge.central.store import StoreError, open_store
 from edge.netaddr import is_loopback_host
@@ -79,6 +84,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         tls=tls,
         session_expiry_s=args.session_expiry_s,
+        downlink=args.downlink,
+        downlink_resend_s=args.downlink_resend_s,
     )
     status = None
     if args.status_port is not None:
@@ -114,7 +121,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     try:
         with open_store(args.db) as store:
-            print(json.dumps({"sites": store.sites()}, ensure_ascii=False, indent=2))
+            shown = {"sites": store.sites(), "downlink": store.down_progress()}
+            print(json.dumps(shown, ensure_ascii=False, indent=2))
     except DbUrlError as exc:
         print(f"edge central status: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +166,21 @@ def add_central_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         default=7 * 86400,
         help="how long the broker keeps this process's session while it is away",
     )
+    ingest.add_argument(
+        "--no-downlink",
+        dest="downlink",
+        action="store_false",
+        help="do not send the downlink (orders, products, tracking blocks queued for the "
+        'points; docs/mqtt.md "Downlink"): with several ingest processes, exactly one '
+        "sends it",
+    )
+    ingest.add_argument(
+        "--downlink-resend-s",
+        type=float,
+        default=30.0,
+        help="send a point's downlink again from its last ack when it is heard without "
+        "progress for this long",
+    )
     ingest.add_argument("--status-port", type=int, help="serve GET /status on this port")
     ingest.add_argument("--status-host", default="127.0.0.1", help="address for --status-port")
     ingest.add_argument("--tls-ca", help="CA certificate of the broker (PEM)")
@@ -178,7 +201,13 @@ def add_central_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     status = csub.add_parser(
         "status",
         help="print the sites' state from the database as JSON",
-        description="Print what GET /status shows under 'sites', read from the database.",
+        description="Print what GET /status shows under 'sites' and 'downlink' (per site: "
+        "queued_upto, acked_upto, sent_upto, epoch), read from the database.",
     )
     status.add_argument("--db", required=True, help=DB_HELP)
     status.set_defaults(func=cmd_status)
+    add_order_commands(csub)
+    add_parcel_commands(csub)
+    add_console_commands(csub)
+    add_points_commands(csub)
+    add_alert_commands(csub)

@@ -37,6 +37,12 @@ store is idempotent on (site, stream, seq). An unexpected error (a bug) on one
 message rejects that message only (``internal_error``, PUBACKed, not acked: the
 station sends it again after its ack timeout).
 
+With ``downlink=True`` the ingest also runs the downlink sender
+(:class:`edge.central.downlink.DownlinkSender`) on its client: it subscribes to
+``<prefix>/+/downack`` (a plain subscription: the process that sends the downlink
+must hear every point's acks; one ingest process of a group sends it) and publishes
+what the store queued for each point on ``<prefix>/<site>/down``.
+
 A batch whose epoch (the station database it comes from) differs from the one
 central holds for its site and stream is not stored and not acknowledged: its
 seqs number another database's records (an SD card replaced, a second station
@@ -79,6 +85,7 @@ from edge.central.core import (
     parse_status_payload,
     parse_topic,
 )
+from edge.central.downlink import RESEND_S, DownlinkSender
 from edge.central.guard import FLAGGED_QUEUE, FairQueue, Rejections, printable
 from edge.central.status import Counters
 from edge.central.store import BatchRefused, CentralStore, StoreUnavailable, plan_batches
@@ -134,6 +141,8 @@ class Ingest:
         max_group: int = 64,
         keepalive_s: int = 60,
         retry_max_s: float = 30.0,
+        downlink: bool = False,
+        downlink_resend_s: float | None = None,
     ) -> None:
         self.store = store
         self.address = parse_broker_url(broker)
@@ -176,6 +185,10 @@ class Ingest:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        self.downlink: DownlinkSender | None = None
+        if downlink:
+            resend_s = RESEND_S if downlink_resend_s is None else downlink_resend_s
+            self.downlink = DownlinkSender(store, self.client, prefix, resend_s=resend_s)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -193,10 +206,14 @@ class Ingest:
         self.client.loop_start()
         for thread in self._threads:
             thread.start()
+        if self.downlink is not None:
+            self.downlink.start()
 
     def stop(self) -> None:
         """Finish the group in hand, then disconnect; the session stays on the broker."""
         self._stop.set()
+        if self.downlink is not None:
+            self.downlink.stop()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(30)
@@ -204,17 +221,21 @@ class Ingest:
         self.client.loop_stop()
 
     def status(self) -> dict[str, Any]:
-        return {
+        out = {
             "sites": self.store.sites(),
             "ingest": self.counters.snapshot(),
             "rejected_by_site": self.rejections.snapshot(),
         }
+        if self.downlink is not None:
+            out["downlink"] = self.store.down_progress()
+        return out
 
     # -- paho callbacks (network thread) -----------------------------------------------
 
     def topics(self) -> list[str]:
         shared = [f"$share/{self.group}/{self.prefix}/+/{s}" for s in DATA_STREAMS]
-        return [*shared, f"{self.prefix}/+/status"]
+        down = [self.downlink.topic] if self.downlink is not None else []
+        return [*shared, f"{self.prefix}/+/status", *down]
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -232,6 +253,8 @@ class Ingest:
         opts = SubscribeOptions(qos=1)
         client.subscribe([(topic, opts) for topic in self.topics()])
         self.connected.set()
+        if self.downlink is not None:
+            self.downlink.wake()
 
     def _on_connect_fail(self, _c: Any, _u: Any) -> None:
         if not self._unreachable:  # once per outage; paho keeps retrying with back-off
@@ -254,6 +277,9 @@ class Ingest:
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         """File the message under its site; refuse at once, unread, what is too large
         and what a flagged site sends beyond its small share of the queue."""
+        if self.downlink is not None and self.downlink.on_message(msg):
+            self.client.ack(msg.mid, msg.qos)  # acks are cumulative: the next one covers it
+            return
         item = _Item(self._generation, msg)
         if not self._parse_topic(item):
             return

@@ -36,6 +36,15 @@ from edge.central.core import (
     covered_upto,
     epoch_verdict,
 )
+from edge.central.downqueue import (
+    QueuedRow,
+    StoredOrder,
+    canonical_json,
+    check_orders,
+    new_epoch,
+    plan_import,
+    queued_rows,
+)
 from edge.central.store import (
     MIGRATABLE,
     SCHEMA_VERSION,
@@ -89,6 +98,31 @@ SCHEMA = [
         telemetry jsonb,
         telemetry_seq bigint,
         telemetry_at timestamptz)""",
+    """CREATE TABLE IF NOT EXISTS orders (
+        id text PRIMARY KEY,
+        site text NOT NULL,
+        status text NOT NULL,
+        version bigint NOT NULL,
+        body json NOT NULL,
+        content_hash text NOT NULL,
+        imported_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS orders_site ON orders (site, id)",
+    """CREATE TABLE IF NOT EXISTS down_queue (
+        site text NOT NULL,
+        seq bigint NOT NULL,
+        kind text NOT NULL,
+        record_id text,
+        body json NOT NULL,
+        created_at timestamptz NOT NULL,
+        PRIMARY KEY (site, seq))""",
+    """CREATE TABLE IF NOT EXISTS down_progress (
+        site text PRIMARY KEY,
+        queued_upto bigint NOT NULL DEFAULT 0,
+        acked_upto bigint NOT NULL DEFAULT 0,
+        sent_upto bigint NOT NULL DEFAULT 0,
+        sent_at timestamptz,
+        acked_at timestamptz)""",
 ]
 
 TO_VERSION_2 = [  # the station database's epoch, on a version 1 database (3: SCHEMA)
@@ -199,6 +233,10 @@ class PgStore(CentralStore):
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(SCHEMA_VERSION),),
                 )
+            cur.execute(
+                "INSERT INTO central_meta VALUES ('down_epoch', %s) ON CONFLICT DO NOTHING",
+                (new_epoch(),),
+            )
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -412,6 +450,151 @@ class PgStore(CentralStore):
             (site, stream, seq),
         )
         return dict(rows[0][0]) if rows else None
+
+    def records_of(self, site: str, stream: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT body FROM records WHERE site = %s AND stream = %s AND kind = ANY(%s) "
+            "ORDER BY seq",
+            (site, stream, list(kinds)),
+        )
+        return [dict(r[0]) for r in rows]
+
+    # -- downlink ------------------------------------------------------------------------
+
+    def import_orders(
+        self, orders: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> dict[str, int]:
+        now = at or utc_now()
+        ids = check_orders(orders)
+        with self._transaction() as cur:
+            # one import at a time: two imports of one new order must not both insert it
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('edge-central-orders'))")
+            cur.execute(
+                "SELECT id, site, status, version, content_hash, body FROM orders "
+                "WHERE id = ANY(%s)",
+                (ids,),
+            )
+            stored = {
+                oid: StoredOrder(oid, site, status, int(version), digest, dict(body))
+                for oid, site, status, version, digest, body in cur.fetchall()
+            }
+            plan = plan_import(orders, stored, iso(now))
+            if plan.rows:
+                rows = list(plan.rows.values())
+                cur.execute(
+                    "INSERT INTO orders AS o (id, site, status, version, body, content_hash, "
+                    "imported_at, updated_at) "
+                    "SELECT id, site, status, version, body::json, content_hash, %s, %s "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], "
+                    "%s::text[], %s::text[]) AS t(id, site, status, version, body, content_hash) "
+                    "ON CONFLICT (id) DO UPDATE SET site = excluded.site, "
+                    "status = excluded.status, version = excluded.version, body = excluded.body, "
+                    "content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+                    (
+                        now,
+                        now,
+                        [r.id for r in rows],
+                        [r.site for r in rows],
+                        [r.status for r in rows],
+                        [r.version for r in rows],
+                        [canonical_json(r.body) for r in rows],
+                        [r.hash for r in rows],
+                    ),
+                )
+            for site in sorted(plan.queue):  # one global order of row locks
+                self._queue(cur, site, queued_rows(plan.queue[site]), now)
+        return plan.counts
+
+    @staticmethod
+    def _queue(
+        cur: psycopg.Cursor[Any], site: str, rows: Sequence[QueuedRow], now: datetime
+    ) -> list[int]:
+        cur.execute(
+            "INSERT INTO down_progress AS d (site) VALUES (%s) "
+            "ON CONFLICT (site) DO UPDATE SET site = d.site RETURNING queued_upto",
+            (site,),
+        )  # locks the site's row: concurrent queuers number one after the other
+        found = cur.fetchone()
+        assert found is not None
+        upto = int(found[0])
+        seqs = list(range(upto + 1, upto + 1 + len(rows)))
+        kinds, ids, bodies = (list(col) for col in zip(*rows, strict=True))
+        cur.execute(
+            "INSERT INTO down_queue (site, seq, kind, record_id, body, created_at) "
+            "SELECT %s, seq, kind, record_id, body::json, %s "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
+            "AS t(seq, kind, record_id, body)",
+            (site, now, seqs, kinds, ids, bodies),
+        )
+        cur.execute(
+            "UPDATE down_progress SET queued_upto = %s WHERE site = %s", (upto + len(rows), site)
+        )
+        return seqs
+
+    def _queue_down(self, site: str, rows: Sequence[QueuedRow], at: datetime) -> list[int]:
+        with self._transaction() as cur:
+            return self._queue(cur, site, rows, at)
+
+    def orders_of(self, site: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE site = %s", (site,)) if site is not None else ("", ())
+        rows = self._read(
+            f"SELECT id, site, status, version, body FROM orders {where} ORDER BY id", params
+        )
+        return [
+            {"id": i, "site": s, "status": st, "version": int(v), "body": dict(b)}
+            for i, s, st, v, b in rows
+        ]
+
+    def down_epoch(self) -> str:
+        rows = self._read("SELECT value FROM central_meta WHERE key = 'down_epoch'")
+        return str(rows[0][0])
+
+    def down_progress(self) -> list[dict[str, Any]]:
+        epoch = self.down_epoch()
+        rows = self._read(
+            "SELECT site, queued_upto, acked_upto, sent_upto, sent_at, acked_at "
+            "FROM down_progress ORDER BY site"
+        )
+        return [
+            {
+                "site": site,
+                "queued_upto": int(queued),
+                "acked_upto": int(acked),
+                "sent_upto": int(sent),
+                "sent_at": iso(sent_at) if sent_at else None,
+                "acked_at": iso(acked_at) if acked_at else None,
+                "epoch": epoch,
+            }
+            for site, queued, acked, sent, sent_at, acked_at in rows
+        ]
+
+    def down_records(self, site: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT seq, body FROM down_queue WHERE site = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (site, after, limit),
+        )
+        return [{**dict(body), "seq": int(seq)} for seq, body in rows]
+
+    def note_down_ack(self, site: str, upto: int, at: datetime | None = None) -> int:
+        now = at or utc_now()
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE down_progress SET acked_upto = least(queued_upto, %s), acked_at = %s "
+                "WHERE site = %s AND acked_upto < least(queued_upto, %s)",
+                (upto, now, site, upto),
+            )
+            cur.execute("SELECT acked_upto FROM down_progress WHERE site = %s", (site,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def note_down_sent(self, site: str, upto: int, at: datetime | None = None) -> None:
+        now = at or utc_now()
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE down_progress SET sent_upto = greatest(sent_upto, %s), sent_at = %s "
+                "WHERE site = %s",
+                (upto, now, site),
+            )
 
     def backend_pid(self) -> int | None:
         """The server process serving this store's connection (logs, benchmarks)."""

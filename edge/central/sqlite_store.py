@@ -32,6 +32,15 @@ from edge.central.core import (
     covered_upto,
     epoch_verdict,
 )
+from edge.central.downqueue import (
+    QueuedRow,
+    StoredOrder,
+    canonical_json,
+    check_orders,
+    new_epoch,
+    plan_import,
+    queued_rows,
+)
 from edge.central.store import (
     MIGRATABLE,
     SCHEMA_VERSION,
@@ -43,6 +52,8 @@ from edge.central.store import (
 from edge.ids import iso, parse_iso, utc_now
 
 BUSY_TIMEOUT_S = 60.0
+ID_CHUNK = 500
+"""Order ids looked up per query (SQLite's bound parameters are limited)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS central_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +101,34 @@ CREATE TABLE IF NOT EXISTS sites (
     telemetry TEXT,
     telemetry_seq INTEGER,
     telemetry_at TEXT
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_site ON orders (site, id);
+CREATE TABLE IF NOT EXISTS down_queue (
+    site TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    record_id TEXT,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (site, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS down_progress (
+    site TEXT PRIMARY KEY,
+    queued_upto INTEGER NOT NULL DEFAULT 0,
+    acked_upto INTEGER NOT NULL DEFAULT 0,
+    sent_upto INTEGER NOT NULL DEFAULT 0,
+    sent_at TEXT,
+    acked_at TEXT
 );
 """
 
@@ -178,6 +217,10 @@ class SqliteStore(CentralStore):
                 "INSERT INTO central_meta VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
+            )
+            self._db.execute(
+                "INSERT INTO central_meta VALUES ('down_epoch', ?) ON CONFLICT DO NOTHING",
+                (new_epoch(),),
             )
 
     def _wal(self, busy_timeout_s: float) -> None:
@@ -401,6 +444,122 @@ class SqliteStore(CentralStore):
             (site, stream, seq),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    def records_of(self, site: str, stream: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in kinds)
+        rows = self._read(
+            f"SELECT body FROM records WHERE site = ? AND stream = ? AND kind IN ({marks}) "
+            "ORDER BY seq",
+            (site, stream, *kinds),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    # -- downlink ------------------------------------------------------------------------
+
+    def import_orders(
+        self, orders: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> dict[str, int]:
+        now = iso(at or utc_now())
+        ids = check_orders(orders)
+        with self._transaction() as db:
+            stored: dict[str, StoredOrder] = {}
+            for start in range(0, len(ids), ID_CHUNK):
+                chunk = ids[start : start + ID_CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                for oid, site, status, version, digest, body in db.execute(
+                    "SELECT id, site, status, version, content_hash, body FROM orders "
+                    f"WHERE id IN ({marks})",
+                    chunk,
+                ):
+                    stored[oid] = StoredOrder(oid, site, status, version, digest, json.loads(body))
+            plan = plan_import(orders, stored, now)
+            db.executemany(
+                "INSERT INTO orders (id, site, status, version, body, content_hash, "
+                "imported_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET site = excluded.site, status = excluded.status, "
+                "version = excluded.version, body = excluded.body, "
+                "content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+                [
+                    (r.id, r.site, r.status, r.version, canonical_json(r.body), r.hash, now, now)
+                    for r in plan.rows.values()
+                ],
+            )
+            for site in sorted(plan.queue):
+                self._queue(db, site, queued_rows(plan.queue[site]), now)
+        return plan.counts
+
+    @staticmethod
+    def _queue(db: sqlite3.Connection, site: str, rows: Sequence[QueuedRow], now: str) -> list[int]:
+        db.execute("INSERT INTO down_progress (site) VALUES (?) ON CONFLICT DO NOTHING", (site,))
+        (upto,) = db.execute(
+            "SELECT queued_upto FROM down_progress WHERE site = ?", (site,)
+        ).fetchone()
+        seqs = list(range(upto + 1, upto + 1 + len(rows)))
+        db.executemany(
+            "INSERT INTO down_queue (site, seq, kind, record_id, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(site, seq, *row, now) for seq, row in zip(seqs, rows, strict=True)],
+        )
+        db.execute(
+            "UPDATE down_progress SET queued_upto = ? WHERE site = ?", (upto + len(rows), site)
+        )
+        return seqs
+
+    def _queue_down(self, site: str, rows: Sequence[QueuedRow], at: datetime) -> list[int]:
+        with self._transaction() as db:
+            return self._queue(db, site, rows, iso(at))
+
+    def orders_of(self, site: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE site = ?", (site,)) if site is not None else ("", ())
+        rows = self._read(
+            f"SELECT id, site, status, version, body FROM orders {where} ORDER BY id", params
+        )
+        return [
+            {"id": i, "site": s, "status": st, "version": v, "body": json.loads(b)}
+            for i, s, st, v, b in rows
+        ]
+
+    def down_epoch(self) -> str:
+        rows = self._read("SELECT value FROM central_meta WHERE key = 'down_epoch'")
+        return str(rows[0][0])
+
+    def down_progress(self) -> list[dict[str, Any]]:
+        epoch = self.down_epoch()
+        rows = self._read(
+            "SELECT site, queued_upto, acked_upto, sent_upto, sent_at, acked_at "
+            "FROM down_progress ORDER BY site"
+        )
+        keys = ("site", "queued_upto", "acked_upto", "sent_upto", "sent_at", "acked_at")
+        return [{**dict(zip(keys, row, strict=True)), "epoch": epoch} for row in rows]
+
+    def down_records(self, site: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT seq, body FROM down_queue WHERE site = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (site, after, limit),
+        )
+        return [{**json.loads(body), "seq": seq} for seq, body in rows]
+
+    def note_down_ack(self, site: str, upto: int, at: datetime | None = None) -> int:
+        now = iso(at or utc_now())
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE down_progress SET acked_upto = min(queued_upto, ?), acked_at = ? "
+                "WHERE site = ? AND acked_upto < min(queued_upto, ?)",
+                (upto, now, site, upto),
+            )
+            row = db.execute(
+                "SELECT acked_upto FROM down_progress WHERE site = ?", (site,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def note_down_sent(self, site: str, upto: int, at: datetime | None = None) -> None:
+        now = iso(at or utc_now())
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE down_progress SET sent_upto = max(sent_upto, ?), sent_at = ? "
+                "WHERE site = ?",
+                (upto, now, site),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -21,8 +21,18 @@ Tables (same meaning in both):
 ``store_batches`` writes a group of batches in one transaction; the
 acknowledgement it returns is true only once that transaction has committed.
 
-Schema version 2 added the epoch columns, version 3 the ``refused`` table; an
-older database gets them (empty) when it is opened.
+Downlink (central -> station, docs/mqtt.md "Downlink"; schema version 4):
+
+- ``orders(id, site, status, version, body, content_hash, imported_at,
+  updated_at)``: every imported order's latest state (``edge.central.downqueue``).
+- ``down_queue(site, seq, kind, record_id, body, created_at)``: the records queued
+  to each point, seqs 1, 2, 3... per site without gaps; kept after they are acked.
+- ``down_progress(site, queued_upto, acked_upto, sent_upto, sent_at, acked_at)``.
+- ``central_meta`` key ``down_epoch``: 16 hex digits made once per database, sent
+  with every downlink batch so a station never mixes two databases' seqs.
+
+Schema version 2 added the epoch columns, version 3 the ``refused`` table, version 4
+the downlink tables; an older database gets them (empty) when it is opened.
 
 Failures are told apart: :class:`StoreUnavailable` (the database is down, locked,
 full, read-only, its connection lost, a table missing...) leaves the messages
@@ -52,9 +62,12 @@ from edge.central.core import (
     plan_group,
     site_views,
 )
+from edge.central.downqueue import QueuedRow, check_site, queued_rows
+from edge.central.lots import VIEW_TYPES, SiteView, site_view
+from edge.ids import utc_now
 
-SCHEMA_VERSION = 3
-MIGRATABLE = frozenset({1, 2})
+SCHEMA_VERSION = 4
+MIGRATABLE = frozenset({1, 2, 3})
 """Older central schema versions that opening the store upgrades in place."""
 
 
@@ -127,6 +140,70 @@ class CentralStore(ABC):
     @abstractmethod
     def record(self, site: str, stream: str, seq: int) -> dict[str, Any] | None:
         """One stored record's body."""
+
+    @abstractmethod
+    def records_of(self, site: str, stream: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records of a site's stream whose type is one of ``kinds``, by seq."""
+
+    # -- downlink (schema version 4) ----------------------------------------------------
+
+    @abstractmethod
+    def import_orders(
+        self, orders: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> dict[str, int]:
+        """Store imported orders and queue what changed down to their points, in one
+        transaction (rules: ``edge.central.downqueue``): ``{"accepted", "updated",
+        "cancelled", "unchanged"}`` counts of orders. Each order is the downlink
+        ``order`` record without ``version``/``created_at``, plus ``"site"``.
+        ValueError (nothing stored) for an order without a sane id, site or status."""
+
+    def queue_down(
+        self, site: str, records: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> list[int]:
+        """Append records (``product``, ``tracking_block``...) to a site's downlink in
+        one transaction; their seqs. ValueError (nothing written) for a bad site or
+        record."""
+        check_site(site)
+        rows = queued_rows(records)  # ValueError before anything is written
+        if not rows:
+            return []
+        return self._queue_down(site, rows, at or utc_now())
+
+    @abstractmethod
+    def _queue_down(self, site: str, rows: Sequence[QueuedRow], at: datetime) -> list[int]:
+        """:meth:`queue_down` of checked rows (at least one), in one transaction."""
+
+    @abstractmethod
+    def orders_of(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Stored orders (of one site, or all) by id: ``{"id", "site", "status",
+        "version", "body"}``, ``body`` the order record as last queued."""
+
+    @abstractmethod
+    def down_progress(self) -> list[dict[str, Any]]:
+        """Per site with a downlink, by site: ``{"site", "queued_upto", "acked_upto",
+        "sent_upto", "sent_at", "acked_at", "epoch"}``."""
+
+    @abstractmethod
+    def down_epoch(self) -> str:
+        """This database's downlink epoch (16 lower-case hex digits)."""
+
+    @abstractmethod
+    def down_records(self, site: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` queued records of a site with seq > ``after``, ascending,
+        each with its ``seq``."""
+
+    @abstractmethod
+    def note_down_ack(self, site: str, upto: int, at: datetime | None = None) -> int:
+        """A station applied its downlink up to ``upto``: ``acked_upto`` moves up to it
+        (never down, never past ``queued_upto``); the acked_upto after."""
+
+    @abstractmethod
+    def note_down_sent(self, site: str, upto: int, at: datetime | None = None) -> None:
+        """The sender published a site's downlink up to ``upto`` (for status)."""
+
+    def site_view(self, site: str) -> SiteView:
+        """The site's lots, farmers and products as corrected (``edge.central.lots``)."""
+        return site_view(self.records_of(site, "records", VIEW_TYPES))
 
     @abstractmethod
     def close(self) -> None: ...

@@ -27,6 +27,7 @@ from typing import Any
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import File, Serial
 
+from edge.faults import PrinterFault
 from edge.printer.transport import (
     DEFAULT_STATUS_TIMEOUT_S,
     Connection,
@@ -137,7 +138,8 @@ class UsbTransport(Transport):
         except ImportError:
             raise PrinterUnavailable(
                 f"{self.description}: pyusb is not installed; install it with "
-                "`apt install python3-usb` (or `pip install pyusb`) and restart"
+                "`apt install python3-usb` (or `pip install pyusb`) and restart",
+                PrinterFault.SETUP,
             ) from None
         from escpos.printer import Usb
 
@@ -260,7 +262,8 @@ class CupsTransport(Transport):
         if lp is None:
             raise PrinterUnavailable(
                 f"{self.description}: the `lp` command is missing; install CUPS's client "
-                "(`apt install cups-client`)"
+                "(`apt install cups-client`)",
+                PrinterFault.SETUP,
             )
         return _CupsConnection(self, lp)
 

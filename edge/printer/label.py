@@ -41,6 +41,8 @@ from edge.printer.layout import (
     WHITE,
     Block,
     LayoutError,
+    Rule,
+    Title,
     qr_image,
     render_blocks,
 )
@@ -76,6 +78,7 @@ __all__ = [
 ]
 
 TITLE = "PHIẾU LÔ HÀNG"
+COPY_MARK = "BẢN SAO"
 
 
 def label_blocks(
@@ -97,7 +100,11 @@ def label_blocks(
                 f"a {kind} label carries a signed QR code: pass signer=PayloadSigner(site, key)"
             )
         qr = signer.sign(*spec.payload(model))
-    return spec.blocks(model, qr, tz)
+    blocks = spec.blocks(model, qr, tz)
+    # a reprint of a label that had printed: said first, in large type
+    if getattr(model, "is_copy", False):
+        blocks = [Title(COPY_MARK), Rule(thickness=3), *blocks]
+    return blocks
 
 
 def render_label(
@@ -109,7 +116,9 @@ def render_label(
     tz: tzinfo | None = None,
 ) -> Image.Image:
     """One label as a mode "1" image exactly ``width_dots`` wide (384 for 58 mm paper, 576
-    for 80 mm), as tall as needed. ``tz``: the zone for printed times (the site's zone;
-    None = the system's local zone). Raises LabelDataError (bad data), LayoutError (a
-    width or content that cannot be printed) or ValueError (no signer for a QR kind)."""
+    for 80 mm, 800 for 100 x 150 mm labels), as tall as needed (on label stock, laid out to
+    fit one label where it can: edge.printer.layout.fitted). ``tz``: the zone for printed
+    times (the site's zone; None = the system's local zone). Raises LabelDataError (bad
+    data), LayoutError (a width or content that cannot be printed) or ValueError (no
+    signer for a QR kind)."""
     return render_blocks(label_blocks(kind, data, signer=signer, tz=tz), width_dots)

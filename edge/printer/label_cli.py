@@ -22,8 +22,9 @@ from edge.printer.payload import (
 )
 
 DEFAULT_KEY_FILE = Path("var/site.key")
-WIDTHS = {"58": 384, "80": 576}
-KIND_NAMES = ("lot", "receipt", "shipping", "manifest")  # edge.printer.kinds.KINDS, imported late
+WIDTHS = {"58": 384, "80": 576, "100": 800}  # 100: 100 x 150 mm label stock
+# edge.printer.kinds.KINDS, imported late
+KIND_NAMES = ("lot", "receipt", "shipping", "manifest", "day_summary")
 SubParsers = argparse._SubParsersAction  # argparse has no public name for it
 
 

@@ -7,6 +7,13 @@ shrinks big values that do not fit, sizes QR codes and Code 128 symbols to whole
 module, and never puts ink into the side margins. Sizes are in dots for 58 mm paper
 (384 dots) and scale with the width (80 mm paper, 576 dots, gets everything 1.5 times).
 
+Wider than 80 mm is label stock: 100 mm is 100 x 150 mm labels (800 x 1200 dots,
+:data:`LABEL_STOCK`). Its length is fixed, so its sizes are 1.25 times (:data:`LABEL_SCALE`,
+between 58 and 80 mm paper) and the room across goes to :class:`Beside` (text next to a QR
+code). :func:`render_blocks` lays a label that comes out longer than its stock out again at
+the 58 mm sizes; if even that is too long, it prints that way and continues onto the next
+label (what comes first, the courier's part of a shipping label, stays on the first).
+
 Text is drawn with the bundled DejaVu Sans (Vietnamese complete) using Pillow's BASIC
 layout engine after NFC normalisation (:mod:`edge.printer.text`), so a label renders
 identically on every station.
@@ -38,6 +45,9 @@ from edge.printer.text import (
 )
 
 BASE_WIDTH = 384  # 58 mm paper at 203 dpi; sizes below are for this width and scale with it
+SCALE_WIDTH = 576  # 80 mm paper: sizes scale with the width up to here (x1.5)
+LABEL_SCALE = 1.25  # wider is label stock of a fixed length: sizes x1.25
+LABEL_STOCK = {800: 1200}  # width -> length in dots: 100 x 150 mm labels at 203 dpi
 MIN_WIDTH = 320  # below this a >= 30 mm QR code with its quiet zone does not fit
 MAX_WIDTH = 2048
 MARGIN = 8
@@ -140,7 +150,30 @@ class Barcode128:
     caption: bool = True  # the code in large bold text under the bars
 
 
-Block = Title | Text | Field | BigValue | Rule | Spacer | Table | Signatures | QRCode | Barcode128
+@dataclass(frozen=True)
+class Beside:
+    """A QR code with ``blocks`` to its right, their top at the symbol's top, when that
+    column is at least ``min_column`` dots wide (at 384); else the QR code, centred, and
+    the blocks under it."""
+
+    qr: QRCode
+    blocks: tuple[Block, ...]
+    min_column: int = 200
+
+
+Block = (
+    Title
+    | Text
+    | Field
+    | BigValue
+    | Rule
+    | Spacer
+    | Table
+    | Signatures
+    | QRCode
+    | Barcode128
+    | Beside
+)
 
 
 # -- codes --------------------------------------------------------------------------------
@@ -199,15 +232,19 @@ class Layout:
     """Blocks laid out at one width: what goes where (``texts``, ``images``, ``rects``),
     then :meth:`render` draws it at the final height."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, scale: float | None = None) -> None:
         if width % 8 or not MIN_WIDTH <= width <= MAX_WIDTH:
             raise LayoutError(
                 f"width_dots must be a multiple of 8 between {MIN_WIDTH} and {MAX_WIDTH} "
-                f"(384 for 58 mm paper, 576 for 80 mm), got {width}"
+                f"(384 for 58 mm paper, 576 for 80 mm, 800 for 100 mm labels), got {width}"
             )
         self.width = width
-        self.scale = width / BASE_WIDTH
+        if scale is None:
+            scale = width / BASE_WIDTH if width <= SCALE_WIDTH else LABEL_SCALE
+        self.scale = scale
         self.margin = self.px(MARGIN)
+        self.left = self.margin  # where text and rules go: the margins, or a column (Beside)
+        self.right = width - self.margin
         self.y = 0
         self.texts: list[PlacedText] = []
         self.images: list[tuple[int, int, Image.Image]] = []
@@ -221,7 +258,7 @@ class Layout:
 
     @property
     def text_width(self) -> int:
-        return self.width - 2 * self.margin
+        return self.right - self.left
 
     # -- primitives
     def line(self, fonts: Sequence[ImageFont.FreeTypeFont]) -> int:
@@ -256,18 +293,17 @@ class Layout:
         self.texts.append(PlacedText(x, baseline, text, f))
 
     def wrapped(self, text: str, f: ImageFont.FreeTypeFont, align: Align = "left") -> None:
-        right = self.width - self.margin
         for line in wrap_text(text, f, self.text_width, self.text_width):
-            self.put(line, f, self.line([f]), self.margin, right, align)
+            self.put(line, f, self.line([f]), self.left, self.right, align)
 
     def image(self, img: Image.Image, x: int | None = None) -> None:
-        left = (self.width - img.width) // 2 if x is None else x
+        left = (self.left + self.right - img.width) // 2 if x is None else x
         self.images.append((left, self.y, img))
         self.y += img.height
 
     def rule(self, thickness: int, x0: int | None = None, x1: int | None = None) -> None:
-        left = self.margin if x0 is None else x0
-        right = self.width - self.margin - 1 if x1 is None else x1
+        left = self.left if x0 is None else x0
+        right = self.right - 1 if x1 is None else x1
         self.rects.append((left, self.y, right, self.y + thickness - 1))
         self.y += thickness
 
@@ -296,20 +332,22 @@ class Layout:
                 self.image(qr_image(payload, self.width, self.text_width))
             case Barcode128(code, caption):
                 self.barcode(code, caption)
+            case Beside():
+                self.beside(block)
 
     def field(self, label: str, value: str, size: int) -> None:
         label_font, value_font = self.font(size), self.font(size, bold=True)
-        right = self.width - self.margin
+        left, right = self.left, self.right
         *label_lines, last = wrap_text(label, label_font, self.text_width, self.text_width)
         for line in label_lines:
-            self.put(line, label_font, self.line([label_font]), self.margin, right)
-        value_x = self.margin + ink_width(label_font, last) + math.ceil(label_font.size * 0.4)
+            self.put(line, label_font, self.line([label_font]), left, right)
+        value_x = left + ink_width(label_font, last) + math.ceil(label_font.size * 0.4)
         lines = wrap_text(value, value_font, right - value_x, self.text_width) if value else [""]
         baseline = self.line([label_font, value_font])
-        self.put(last, label_font, baseline, self.margin, right)
+        self.put(last, label_font, baseline, left, right)
         self.put(lines[0], value_font, baseline, value_x, right)
         for line in lines[1:]:
-            self.put(line, value_font, self.line([value_font]), self.margin, right)
+            self.put(line, value_font, self.line([value_font]), left, right)
 
     def big_value(self, text: str, size: int, smallest: int = NORMAL) -> None:
         """Bold, centred, as large as fits between ``smallest`` and ``size``, then wrapped."""
@@ -345,7 +383,7 @@ class Layout:
         else:
             raise LayoutError(f"a table of {n} columns does not fit in {self.text_width} dots")
         body, head = self.font(size), self.font(size, bold=True)
-        lefts = [self.margin + sum(widths[:i]) + gap * i for i in range(n)]
+        lefts = [self.left + sum(widths[:i]) + gap * i for i in range(n)]
         self._row([c.header for c in table.columns], table.columns, head, lefts, widths)
         self.y += self.px(2)
         self.rule(1)
@@ -396,7 +434,7 @@ class Layout:
             width = (self.text_width - gap * (per_row - 1)) // per_row
             top, bottom = self.y, self.y
             for i, signer in enumerate(group):
-                left = self.margin + i * (width + gap)
+                left = self.left + i * (width + gap)
                 self.y = top
                 for text, f in ((signer.role, role_font), (signer.hint, hint_font)):
                     for line in wrap_text(text, f, width, width):
@@ -409,6 +447,25 @@ class Layout:
                     self.put(line, name_font, self.line([name_font]), left, left + width, "center")
                 bottom = max(bottom, self.y)
             self.y = bottom + self.px(8)
+
+    def beside(self, block: Beside) -> None:
+        payload = block.qr.payload
+        img = qr_image(payload, self.width, self.text_width)
+        if self.text_width - img.width < self.px(block.min_column):
+            self.image(img)
+            for inner in block.blocks:
+                self.add(inner)
+            return
+        quiet = img.width // _qr_matrix(payload)[2] * QR_QUIET_MODULES
+        top, left = self.y, self.left
+        self.images.append((left, top, img))
+        self.left, self.y = left + img.width, top + quiet  # the quiet zone is the gap
+        try:
+            for inner in block.blocks:
+                self.add(inner)
+        finally:
+            self.left = left
+        self.y = max(self.y, top + img.height)
 
     def barcode(self, code: str, caption: bool) -> None:
         modules = code128_modules(code)
@@ -442,15 +499,29 @@ class Layout:
         return out
 
 
-def layout(blocks: Sequence[Block], width_dots: int, *, bottom: int = 8) -> Layout:
-    """Lay ``blocks`` out at ``width_dots``; ``bottom`` blank dots (at 384) at the end."""
-    page = Layout(width_dots)
+def layout(
+    blocks: Sequence[Block], width_dots: int, *, bottom: int = 8, scale: float | None = None
+) -> Layout:
+    """Lay ``blocks`` out at ``width_dots``; ``bottom`` blank dots (at 384) at the end;
+    ``scale``: sizes times this (default: for the width, see the module's docstring)."""
+    page = Layout(width_dots, scale)
     for block in blocks:
         page.add(block)
     page.y += page.px(bottom) if bottom else 0
     return page
 
 
+def fitted(blocks: Sequence[Block], width_dots: int) -> Layout:
+    """``blocks`` laid out at ``width_dots``; on label stock (:data:`LABEL_STOCK`) too long
+    for one label, at the 58 mm sizes instead (longer still: it continues onto the next)."""
+    page = layout(blocks, width_dots)
+    length = LABEL_STOCK.get(width_dots)
+    if length is not None and page.y > length:
+        page = layout(blocks, width_dots, scale=1.0)
+    return page
+
+
 def render_blocks(blocks: Sequence[Block], width_dots: int) -> Image.Image:
-    """The label as a mode "1" image exactly ``width_dots`` wide, as tall as needed."""
-    return layout(blocks, width_dots).render()
+    """The label as a mode "1" image exactly ``width_dots`` wide, as tall as needed (on
+    label stock, fitted to one label where it can be: :func:`fitted`)."""
+    return fitted(blocks, width_dots).render()

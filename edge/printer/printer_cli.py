@@ -25,7 +25,7 @@ from edge.printer.transport import PrinterInterrupted, PrinterUnavailable, Trans
 from edge.printer.uri import PrinterUriError, parse_printer_uri
 
 SubParsers = argparse._SubParsersAction  # argparse has no public name for it
-WIDTHS = {"58": 384, "80": 576}
+WIDTHS = {"58": 384, "80": 576, "100": 800}  # 100: 100 x 150 mm label stock
 EXIT_READY, EXIT_PROBLEM, EXIT_SETUP, EXIT_UNKNOWN, EXIT_CUT = 0, 1, 2, 3, 4
 
 

@@ -7,7 +7,7 @@ Example::
 
     title = "Epson TM-T20II (80 mm)"
     paper_mm = 80
-    paper_dots = 576            # 384 for 58 mm paper
+    paper_dots = 576            # 384 for 58 mm paper, 800 for 100 mm (100 x 150 mm labels)
     cutter = "full"             # "none", "partial" or "full"
     status = true               # answers DLE EOT: asked before every job
     escpos_profile = "TM-T20II" # a python-escpos capability profile name
@@ -40,7 +40,7 @@ PACKAGE_PROFILES = PRINTER_PROFILES
 """``edge/defaults/printers``: the printer profiles shipped inside the package."""
 
 DEFAULT_PROFILE = "generic-58mm"
-_DOTS = {58: 384, 80: 576}
+_DOTS = {58: 384, 80: 576, 100: 800}
 _PAGE_NAMES = {"tcvn3": "TCVN-3-1", "tcvn3_capitals": "TCVN-3-2", "cp1258": "CP1258"}
 
 
@@ -58,8 +58,10 @@ class CodePages(_Strict):
 
 class PrinterProfile(_Strict):
     title: str = Field(min_length=1, description="The printer models this profile is for.")
-    paper_mm: Literal[58, 80] = Field(description="Paper roll width.")
-    paper_dots: Literal[384, 576] = Field(description="Dots printed across (203 dpi).")
+    paper_mm: Literal[58, 80, 100] = Field(
+        description="Paper width: 58 or 80 mm rolls, 100 mm = 100 x 150 mm label stock."
+    )
+    paper_dots: Literal[384, 576, 800] = Field(description="Dots printed across (203 dpi).")
     cutter: Literal["none", "partial", "full"] = Field("full", description="Auto-cutter.")
     status: bool = Field(True, description="Answers DLE EOT real-time status queries.")
     escpos_profile: str = Field("default", description="python-escpos capability profile.")

@@ -29,6 +29,7 @@ from types import TracebackType
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Network
 
+from edge.faults import PrinterFault
 from edge.files import fsync_dir, write_atomic
 from edge.printer import status as st
 from edge.printer.uri import FileUri, PrinterUri, TcpUri
@@ -42,7 +43,13 @@ DEFAULT_STATUS_TIMEOUT_S = 0.5
 
 class PrinterUnavailable(Exception):
     """The printer cannot be reached now; the job was not delivered and must stay queued.
-    The message says what failed and what to do."""
+    The message says what failed and what to do (in English, for the log); ``fault``, when
+    given, is the :class:`edge.faults.PrinterFault` staff are told about (else it is
+    sorted from the OS error that caused this one, :func:`edge.faults.printer_fault_of`)."""
+
+    def __init__(self, message: str, fault: PrinterFault | None = None) -> None:
+        super().__init__(message)
+        self.fault = fault
 
 
 class PrinterInterrupted(PrinterUnavailable):
@@ -50,7 +57,7 @@ class PrinterInterrupted(PrinterUnavailable):
     may be partly printed. Hold the job until staff confirm a reprint."""
 
     def __init__(self, message: str, sent: int, total: int) -> None:
-        super().__init__(message)
+        super().__init__(message, PrinterFault.INTERRUPTED)
         self.sent = sent
         self.total = total
 
@@ -181,11 +188,14 @@ class NetworkTransport(Transport):
         self.name = f"printer {shown}:{port}"
         self.description = f"network printer {shown}:{port}"
 
-    def unavailable(self, what: str, exc: BaseException | str) -> PrinterUnavailable:
+    def unavailable(
+        self, what: str, exc: BaseException | str, fault: PrinterFault | None = None
+    ) -> PrinterUnavailable:
         why = exc if isinstance(exc, str) else reason(exc, self.timeout_s)
         return PrinterUnavailable(
             f"{self.name} {what}: {why}; "
-            "check the printer's power and network cable, and its address"
+            "check the printer's power and network cable, and its address",
+            fault,
         )
 
     def connect(self) -> _NetworkConnection:
@@ -230,7 +240,9 @@ class _NetworkConnection(Connection):
                 except TimeoutError:
                     break
                 if not got:
-                    raise self.t.unavailable("closed the connection", "while asked its status")
+                    raise self.t.unavailable(
+                        "closed the connection", "while asked its status", PrinterFault.DROPPED
+                    )
                 if st.is_reply(got[0]):
                     return got[0]
         except OSError as exc:
@@ -272,7 +284,7 @@ class _NetworkConnection(Connection):
                 acked = max(0, size - unacked + 1)  # +1: the queued FIN counts in SIOCOUTQ
                 why = f"{unacked} bytes not acknowledged within {self.t.timeout_s:g} s"
                 if acked == 0:
-                    raise self.t.unavailable("stopped taking the job", why)
+                    raise self.t.unavailable("stopped taking the job", why, PrinterFault.TIMEOUT)
                 raise interrupted(self.t.name, acked, size, why)
             if peer_closed:
                 time.sleep(min(remaining, 0.01))
@@ -329,7 +341,8 @@ class _FolderConnection(Connection):
         except OSError as exc:
             raise PrinterUnavailable(
                 f"simulated printer folder {directory} not writable: "
-                f"{reason(exc, 0)}; check free disk space and permissions"
+                f"{reason(exc, 0)}; check free disk space and permissions",
+                PrinterFault.FOLDER,
             ) from exc
         log.info("job %s: %d bytes written to %s", job_id, len(data), self.t.description)
 

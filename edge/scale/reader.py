@@ -48,6 +48,7 @@ from pathlib import Path
 
 import serial
 
+from edge.faults import ScaleFault, scale_open_fault
 from edge.scale.protocols import ProtocolSpec, Reading, get_protocol, printable
 from edge.scale.stability import StabilityTracker, StabilityWindow
 from edge.scale.state import WEIGHING_STATUSES, ScaleState, ScaleStatus, TareSource
@@ -145,6 +146,8 @@ class ScaleReader(Worker):
         self._scale_tare: int | None = None
         self._net_flag_seen = False
         self._lock = threading.Lock()
+        self._watchers: tuple[Callable[[ScaleState], None], ...] = ()
+        self._published: ScaleState  # behind the _state property (which tells the watchers)
         self._state = ScaleState(
             status=ScaleStatus.OFFLINE,
             weight_g=None,
@@ -154,12 +157,38 @@ class ScaleReader(Worker):
             error="reader not started",
             recent_frames=(),
             protocol=spec.name,
+            fault=ScaleFault.STOPPED,
         )
 
     @property
     def state(self) -> ScaleState:
         with self._lock:
             return self._state
+
+    @property
+    def _state(self) -> ScaleState:
+        return self._published
+
+    @_state.setter
+    def _state(self, state: ScaleState) -> None:
+        """Every new state (set under the lock) goes to the watchers at once."""
+        self._published = state
+        for watcher in self._watchers:
+            watcher(state)
+
+    def watch(self, watcher: Callable[[ScaleState], None]) -> Callable[[], None]:
+        """Call ``watcher(state)`` with every new state; returns the function that stops it.
+
+        Called from whichever thread changed the state (the reader's, or an API thread
+        setting a software tare), under the reader's lock: a watcher must be quick, must
+        not block and must not read :attr:`state` (it has the state it needs).
+        """
+        self._watchers = (*self._watchers, watcher)
+
+        def unwatch() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return unwatch
 
     @property
     def software_tare_g(self) -> int | None:
@@ -213,18 +242,20 @@ class ScaleReader(Worker):
             self._write_due(ser)
             data = self._read(ser)
         except (serial.SerialException, OSError) as exc:
-            self._set_offline(f"port {self.port} disconnected: {exc}")
+            self._set_offline(f"port {self.port} disconnected: {exc}", ScaleFault.DISCONNECTED)
             raise
         self._consume(data, self._now())
 
     def on_failure(self, exc: BaseException) -> None:
         self._close_port(f"closed after {type(exc).__name__}: {exc}")
         if not isinstance(exc, serial.SerialException | OSError):  # those set their reason
-            self._set_offline(f"scale reader failed: {type(exc).__name__}: {exc}")
+            self._set_offline(
+                f"scale reader failed: {type(exc).__name__}: {exc}", ScaleFault.READER_FAILED
+            )
 
     def close(self) -> None:
         self._close_port("reader stopped")
-        self._set_offline("reader stopped", quiet=True)
+        self._set_offline("reader stopped", ScaleFault.STOPPED, quiet=True)
         if self._wire is not None:
             self._wire.close()
 
@@ -246,13 +277,13 @@ class ScaleReader(Worker):
                 exclusive=True,
             )
         except (serial.SerialException, OSError) as exc:
-            self._set_offline(open_failure_reason(self.port, exc))
+            self._set_offline(open_failure_reason(self.port, exc), scale_open_fault(exc))
             raise
         try:
             ser.reset_input_buffer()  # frames queued while nobody read are stale
         except (serial.SerialException, OSError) as exc:
             ser.close()
-            self._set_offline(f"port {self.port} disconnected: {exc}")
+            self._set_offline(f"port {self.port} disconnected: {exc}", ScaleFault.DISCONNECTED)
             raise
         self._serial = ser
         self._parser.reset()
@@ -265,7 +296,7 @@ class ScaleReader(Worker):
         if self._wire:
             line = f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
             self._wire.note(f"port {self.port} opened ({self.protocol.name}, {line})")
-        self._set_offline(f"port {self.port} open, waiting for the first frame")
+        self._set_offline(f"port {self.port} open, waiting for the first frame", ScaleFault.WAITING)
         return ser
 
     def _close_port(self, why: str) -> None:
@@ -369,7 +400,7 @@ class ScaleReader(Worker):
                 f" (data arrives but is not {self.protocol.name} frames: "
                 "check the protocol, baud rate and line settings)"
             )
-        self._set_offline(reason)
+        self._set_offline(reason, ScaleFault.GARBLED if self._junk_bytes else ScaleFault.SILENT)
 
     def _tare_report(self, tare_g: int) -> None:
         """The scale says what tare it holds (a reply to its tare command)."""
@@ -379,15 +410,19 @@ class ScaleReader(Worker):
                 self._state = self._build_locked(self._reading, self._state.status, None)
 
     def forget_scale_tare(self) -> None:
-        """The scale was zeroed: a tare it reported earlier is gone."""
+        """The scale was zeroed: a tare it reported earlier is gone, from the state shown too
+        (a reading that arrived before this call must not keep showing the old tare)."""
         with self._lock:
             self._scale_tare = None
+            state, reading = self._state, self._reading
+            if state.tare_source == "scale" and reading is not None and not reading.net:
+                self._state = replace(state, tare_g=None, tare_source=None, net=False)
 
     def _publish_reading(
         self, reading: Reading, verdict: ScaleStatus, now: float, *, fresh: bool = True
     ) -> None:
         if reading.status == "error":
-            self._set_offline(f"scale reports an error: {reading.text}")
+            self._set_offline(f"scale reports an error: {reading.text}", ScaleFault.REPORTS_ERROR)
             return
         dropped = None
         with self._lock:
@@ -440,7 +475,8 @@ class ScaleReader(Worker):
             protocol=self.protocol.name,
         )
 
-    def _set_offline(self, reason: str, *, quiet: bool = False) -> None:
+    def _set_offline(self, reason: str, fault: ScaleFault, *, quiet: bool = False) -> None:
+        """OFFLINE: ``reason`` (raw, for the log) and ``fault`` (what staff are told)."""
         with self._lock:
             previous = self._state
             self._state = ScaleState(
@@ -455,6 +491,7 @@ class ScaleReader(Worker):
                 tare_g=self._software_tare,
                 tare_source="software" if self._software_tare is not None else None,
                 protocol=self.protocol.name,
+                fault=fault,
             )
         if previous.status is not ScaleStatus.OFFLINE:
             self._tracker.reset()
@@ -462,3 +499,5 @@ class ScaleReader(Worker):
                 return
             frames = " | ".join(self._recent) or "none"
             log.warning("scale %s offline: %s; last frames: %s", self.port, reason, frames)
+        elif previous.fault is not fault and not quiet:  # still offline, for another reason
+            log.info("scale %s offline: %s", self.port, reason)

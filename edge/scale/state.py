@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from edge.faults import ScaleFault
+
 TareSource = Literal["scale", "software"]
 
 
@@ -36,7 +38,8 @@ class ScaleState:
     """``time.monotonic()`` (the reader's clock) of the last valid frame."""
     port: str
     error: str | None
-    """Why the scale is offline, in plain words; None otherwise."""
+    """Why the scale is offline, in plain words with the raw error (for the log and the
+    wire log; never shown to staff); None otherwise."""
     recent_frames: tuple[str, ...]
     """The last frames seen on the port, valid or not, oldest first (non-printable bytes
     escaped as ``\\xNN``), for error reports."""
@@ -52,3 +55,6 @@ class ScaleState:
     subtracts a tare it took itself, None for a gross weight."""
     protocol: str = "stgs"
     """The frame family the reader decodes."""
+    fault: ScaleFault | None = None
+    """Why the scale is offline, as a code staff are told about (edge.faults); None
+    otherwise."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge.storage.search_key import producer_key
+
 log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -54,6 +56,8 @@ def connect(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
+        # the farmer search key (migration 0013's backfill and triggers call it)
+        conn.create_function("edge_search_key", 3, producer_key, deterministic=True)
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(
             f"cannot open database {path}: {exc}; check the path in [storage] and free disk space"

@@ -56,10 +56,10 @@ class Grades:
         )
 
     def add_product(
-        self, name: str, unit_price_dong: int | None, grading: str | None
+        self, name: str, unit_price_dong: int | None, grading: str | None, actor: str = "staff"
     ) -> dict[str, Any]:
         """A product with its grading key, in the one transaction that creates it."""
-        row = self.store.add_product(name, unit_price_dong, grading)
+        row = self.store.add_product(name, unit_price_dong, grading, actor=actor)
         return {k: row[k] for k in ("id", "seq", "name", "unit_price_dong", "grading")}
 
     def set_product_grading(self, product_id: str, grading: str | None, actor: str) -> None:
@@ -75,7 +75,8 @@ class Grades:
         """The lot's weight, product and grading key (``NotFound`` for an unknown lot)."""
         rows = self.store.rows(
             "SELECT l.id, l.seq, l.net_g, l.product_id, p.name AS product_name, p.grading "
-            "FROM lots l JOIN products p ON p.id = l.product_id WHERE l.id = ?",
+            "FROM lots_current l "  # its product as corrected (migration 0014)
+            "JOIN products p ON p.id = l.product_id WHERE l.id = ?",
             (lot_id,),
         )
         if not rows:

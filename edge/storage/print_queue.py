@@ -19,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from edge.ids import iso, new_id
+from edge.storage.orders import label_printed
 from edge.storage.store import NotFound, Store
 
 STATUSES = ("queued", "sending", "printed", "held", "failed")
@@ -59,12 +60,16 @@ class PrintQueue:
         return job_id
 
     def hold_interrupted(self) -> int:
-        """At start: a job left in 'sending' may or may not have printed; hold it."""
+        """At start: a job left in 'sending' may or may not have printed; hold it (its
+        ``printer_status`` says ``restart``: the station stopped while sending it)."""
         with self.store.write() as db:
             rows = db.execute("SELECT id FROM print_jobs WHERE status = 'sending'").fetchall()
             for (job_id,) in rows:
                 self._set(db, job_id, "held", "interrupted while sending; print again if no label")
-                self.store.audit(db, "print.held", job_id, actor="station")
+                db.execute(
+                    "UPDATE print_jobs SET printer_status = 'restart' WHERE id = ?", [job_id]
+                )
+                self.store.audit(db, "print.held", job_id, actor="station", cause="restart")
         return len(rows)
 
     def next_queued(self) -> dict[str, Any] | None:
@@ -95,6 +100,7 @@ class PrintQueue:
                 "last_error = NULL, printer_status = NULL WHERE id = ?",
                 [now, now, job_id],
             )
+            label_printed(db, job_id, now)  # a parcel's label: its record for central (issue 13)
 
     def mark_waiting(self, job_id: str, error: str, printer_status: str | None = None) -> None:
         """Not delivered (printer unreachable, out of paper...): stays queued, with why."""
@@ -104,16 +110,30 @@ class PrintQueue:
                 "UPDATE print_jobs SET printer_status = ? WHERE id = ?", [printer_status, job_id]
             )
 
-    def mark_held(self, job_id: str, error: str, bytes_sent: int | None = None) -> None:
-        """Cut off after part of it may have reached the printer: held for staff."""
+    def mark_held(
+        self,
+        job_id: str,
+        error: str,
+        bytes_sent: int | None = None,
+        cause: str = "interrupted",
+    ) -> None:
+        """Cut off after part of it may have reached the printer: held for staff.
+        ``cause`` goes to ``printer_status``: ``interrupted`` (the connection failed) or
+        the condition the printer reported right after (``paper_out``, ``cover_open``...)."""
         with self.store.write() as db:
             self._set(db, job_id, "held", error)
             db.execute(
-                "UPDATE print_jobs SET printer_status = 'interrupted', bytes_sent = ? WHERE id = ?",
-                [bytes_sent, job_id],
+                "UPDATE print_jobs SET printer_status = ?, bytes_sent = ? WHERE id = ?",
+                [cause, bytes_sent, job_id],
             )
             self.store.audit(
-                db, "print.held", job_id, actor="station", error=error, bytes_sent=bytes_sent
+                db,
+                "print.held",
+                job_id,
+                actor="station",
+                error=error,
+                bytes_sent=bytes_sent,
+                cause=cause,
             )
 
     def mark_failed(self, job_id: str, error: str) -> None:
@@ -122,9 +142,12 @@ class PrintQueue:
             self._set(db, job_id, "failed", error)
             self.store.audit(db, "print.failed", job_id, actor="station", error=error)
 
-    def requeue(self, job_id: str, actor: str, reason: str) -> None:
-        """Staff confirm a held, failed or printed job should print (again). The audit log
-        keeps who (``actor``), when (``at``) and why (``reason``)."""
+    def requeue(self, job_id: str, actor: str, reason: str) -> str:
+        """Staff confirm a held, failed or printed job should print (again); returns the id
+        of the job that will print. A held or failed job (no whole label came out) is queued
+        again as it is; a printed one is copied into a new job (``copy_of``) whose label
+        says "BẢN SAO", so a second genuine-looking label never exists. The audit log keeps
+        who (``actor``), when (``at``) and why (``reason``)."""
         if not actor.strip() or not reason.strip():
             raise ValueError("a reprint needs who asks for it and why")
         with self.store.write() as db:
@@ -136,6 +159,8 @@ class PrintQueue:
                     f"print job {job_id} is {row[0]}; "
                     "only held, failed or printed jobs can be printed again"
                 )
+            if row[0] == "printed":
+                return self._copy(db, job_id, actor.strip(), reason.strip())
             self._set(db, job_id, "queued", None)
             db.execute(
                 "UPDATE print_jobs SET printer_status = NULL, bytes_sent = NULL WHERE id = ?",
@@ -144,12 +169,50 @@ class PrintQueue:
             self.store.audit(
                 db, "print.requeued", job_id, actor=actor.strip(), reason=reason.strip(), was=row[0]
             )
+        return job_id
+
+    def _copy(self, db: sqlite_utils.Database, job_id: str, actor: str, reason: str) -> str:
+        """A new queued job printing what ``job_id`` printed, marked as a copy. The copy of
+        a copy names the original (``copy_of`` is always the first job)."""
+        kind, record_id, data, copy_of = db.execute(
+            "SELECT kind, record_id, data, copy_of FROM print_jobs WHERE id = ?", [job_id]
+        ).fetchone()
+        original = copy_of or job_id
+        new = new_id()
+        now = iso(self.store.now())
+        db.table("print_jobs").insert(
+            {
+                "id": new,
+                "kind": kind,
+                "record_id": record_id,
+                "data": data,
+                "status": "queued",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "copy_of": original,
+            }
+        )
+        # on the original (its history shows every copy) and on the copy itself
+        self.store.audit(db, "print.copied", original, actor=actor, reason=reason, copy=new)
+        self.store.audit(
+            db, "print.queued", new, actor=actor, kind=kind, copy_of=original, reason=reason
+        )
+        return new
+
+    def copies(self, job_id: str) -> list[dict[str, Any]]:
+        """The copies printed of ``job_id``, oldest first."""
+        return self.store.rows(
+            "SELECT id, status, created_at FROM print_jobs WHERE copy_of = ? "
+            "ORDER BY created_at, id",
+            (job_id,),
+        )
 
     def jobs(self, statuses: tuple[str, ...] = STATUSES, limit: int = 100) -> list[dict[str, Any]]:
         marks = ",".join("?" for _ in statuses)
         return self.store.rows(
             f"SELECT id, kind, record_id, status, attempts, last_error, printer_status, "
-            f"bytes_sent, created_at, printed_at "
+            f"bytes_sent, created_at, printed_at, copy_of "
             f"FROM print_jobs WHERE status IN ({marks}) ORDER BY created_at DESC LIMIT ?",
             (*statuses, limit),
         )

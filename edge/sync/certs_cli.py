@@ -125,7 +125,8 @@ def cmd_central(args: argparse.Namespace) -> int:
         f"\nunless the broker's ACL (/etc/mosquitto/edge.acl) already names it, add this "
         f"block and reload mosquitto:\n\nuser {cred.common_name}\n"
         "topic read edge/+/records\ntopic read edge/+/telemetry\ntopic read edge/+/bulk\n"
-        "topic read edge/+/status\ntopic write edge/+/ack"
+        "topic read edge/+/status\ntopic write edge/+/ack\n"
+        "topic write edge/+/down\ntopic read edge/+/downack"
     )
     return 0
 

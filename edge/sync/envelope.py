@@ -267,9 +267,9 @@ def _decompress(data: bytes) -> bytes:
 _WINDOW_MAX = 1 << (MAX_DECOMPRESSED - 1).bit_length()
 
 
-def _load_map(raw: bytes, what: str) -> dict[Any, Any]:
+def _load_map(raw: bytes, what: str, max_text: int = limits.MAX_TEXT_ITEM) -> dict[Any, Any]:
     try:
-        scan_cbor(raw)
+        scan_cbor(raw, max_text=max_text)
     except ScanError as exc:
         problem = "is beyond the limits" if exc.reason == "oversize" else "is not valid CBOR"
         raise EnvelopeError(f"{what} {problem}: {exc}", exc.reason) from None
@@ -292,10 +292,12 @@ def _version(body: dict[Any, Any], what: str) -> None:
         )
 
 
-def decode_batch(data: bytes) -> Batch:
+def decode_batch(data: bytes, max_text: int = limits.MAX_TEXT_ITEM) -> Batch:
     """The batch in an envelope; EnvelopeError names anything wrong with it (with the
-    batch's :class:`Header` once that much decoded and is sane)."""
-    body = _load_map(_decompress(data), "batch envelope")
+    batch's :class:`Header` once that much decoded and is sane). ``max_text``: bytes
+    of one text item at most (the downlink's order notes are longer than any uplink
+    text: edge.sync.downlink)."""
+    body = _load_map(_decompress(data), "batch envelope", max_text)
     _version(body, "batch envelope")
     missing = sorted(_KEYS - body.keys())
     if missing:

@@ -14,7 +14,9 @@ from edge.config import StationConfig
 from edge.storage.outbox import Outbox
 from edge.storage.store import Store
 from edge.sync.connection import config_hash
+from edge.sync.downlink import Downlink, Handler
 from edge.sync.mqtt import MqttSync
+from edge.sync.policy import MB
 from edge.sync.telemetry import Sources, collect, software_version
 from edge.sync.usage import LinkUsage
 
@@ -33,11 +35,19 @@ def station_outbox(cfg: StationConfig, store: Store) -> Outbox:
     )
 
 
-def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None) -> MqttSync:
+def build_link(
+    cfg: StationConfig,
+    store: Store,
+    devices: Devices | None = None,
+    handlers: Mapping[str, Handler] | None = None,
+) -> MqttSync:
     """The link worker on ``store`` (a connection of its own: it runs in its own
     thread). ``devices`` gives ``{"scale": {...}, "printer": {...}, "camera": {...}}``
-    for telemetry. A plain link to another machine (``insecure_plaintext``) is warned
-    about here, once at start, and said in every telemetry record."""
+    for telemetry. ``handlers`` apply the downlink's records by type (None: no
+    downlink; edge.sync.downlink); telemetry then carries ``downlink``
+    (``{"applied_upto", "refused", "foreign_epoch"}``). A plain link to another
+    machine (``insecure_plaintext``) is warned about here, once at start, and said in
+    every telemetry record."""
     if cfg.mqtt.plaintext_off_host:
         log.warning(
             "INSECURE: the link to central is plain MQTT without TLS to %s:%s (mqtt."
@@ -58,6 +68,15 @@ def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None)
             default=None,
         )
 
+    usage = LinkUsage(store)
+    budget_mb = cfg.mqtt.monthly_budget_mb
+
+    def link(now: datetime) -> dict[str, Any]:
+        """This month's bytes as the budget counts them, and the budget (null: none)."""
+        month = usage.month(now, clock.clock_synced())
+        budget = int(budget_mb * MB) if budget_mb > 0 else None
+        return {"month": month.month, "bytes": month.total, "budget_bytes": budget}
+
     sources = Sources(
         storage_path=cfg.storage.path,
         min_free_mb=cfg.storage.min_free_mb,
@@ -66,10 +85,19 @@ def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None)
         last_confirmed=last_confirmed,
         devices=devices,
         link_plaintext=cfg.mqtt.plaintext_off_host,
+        link=link,
     )
 
+    downlink = Downlink(store, cfg.site.id, handlers) if handlers is not None else None
+
     def telemetry(now: datetime) -> dict[str, Any]:
-        return collect(now, sources)
+        record = collect(now, sources)
+        if downlink is not None:
+            try:
+                record["downlink"] = downlink.summary()
+            except Exception as exc:  # telemetry never stops the link
+                record.setdefault("errors", {})["downlink"] = f"{type(exc).__name__}: {exc}"
+        return record
 
     return MqttSync(
         cfg.mqtt,
@@ -78,5 +106,6 @@ def build_link(cfg: StationConfig, store: Store, devices: Devices | None = None)
         cfg_hash=config_hash(cfg),
         version=software_version(),
         telemetry=telemetry,
-        usage=LinkUsage(store),
+        usage=usage,
+        downlink=downlink,
     )

@@ -15,6 +15,16 @@ rows central has not confirmed after ``ack_timeout_s`` go out again (the outbox
 offers them again); a publish without PUBACK for that long is given up and its rows
 re-batched. Nothing is confirmed by a PUBACK alone.
 
+Downlink (docs/mqtt.md "Downlink"): with a :class:`edge.sync.downlink.Downlink`, the
+worker also subscribes to ``<prefix>/<site>/down`` at QoS 1 in the same persistent
+session (the broker keeps what central sends while the station is away and delivers
+it at the next connection, scheduled or not), applies each batch in one transaction,
+then publishes the ack on ``<prefix>/<site>/downack`` (QoS 1) and only then PUBACKs
+the message (paho ``manual_ack``): a process killed before the commit gets the
+message again from the broker. The current ack is also published at every connect,
+so central learns where this station is after either side restarted. A scheduled
+link stays up :data:`DOWN_LINGER_S` after the connect and after each downlink batch.
+
 One thread does everything: the supervised worker runs paho's network loop itself
 (``client.loop``), so every callback, and every database write it causes, happens in
 the worker's thread, after the loop call returns. Reconnection uses the link
@@ -42,6 +52,7 @@ from paho.mqtt.properties import Properties
 from edge.config import MqttConfig
 from edge.storage.outbox import STREAMS, Outbox
 from edge.sync.connection import status_payload, tls_context, topic_for
+from edge.sync.downlink import Downlink
 from edge.sync.envelope import EnvelopeError, Refusal, decode_ack, encode_batch
 from edge.sync.policy import Allowance, LinkPolicy
 from edge.sync.usage import PUBACK_SIZE, LinkMeter, LinkUsage, publish_packet_size
@@ -55,6 +66,9 @@ CONNACK_TIMEOUT_S = 30.0
 PRUNE_EVERY_S = 3_600.0
 USAGE_EVERY_S = 30.0
 TELEMETRY_MAX_AGE_S = 0.0  # one record a batch, sent as soon as it is taken
+DOWN_LINGER_S = 10.0
+"""A scheduled link stays connected this long after connecting and after the last
+downlink batch: what central queued for the station arrives in the same window."""
 
 Telemetry = Callable[[datetime], dict[str, Any]]
 
@@ -98,6 +112,7 @@ class MqttSync(Worker):
         policy: LinkPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         idle_s: float = 0.2,
+        downlink: Downlink | None = None,
     ) -> None:
         self.policy = policy or LinkPolicy(cfg)
         super().__init__()
@@ -111,6 +126,8 @@ class MqttSync(Worker):
         self.telemetry = telemetry
         self.usage = usage
         self.idle_s = idle_s
+        self.downlink = downlink
+        self._last_downlink = 0.0
         self._mono = monotonic
         self._link_backoff = self.policy.backoff()
         self._state = _State.DOWN
@@ -134,7 +151,10 @@ class MqttSync(Worker):
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.site_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=self.site_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=self.downlink is not None,  # a downlink batch: PUBACK after commit
         )
         if self.cfg.tls is not None:
             client.tls_set_context(tls_context(self.cfg.tls))
@@ -259,6 +279,10 @@ class MqttSync(Worker):
         # QoS 0: no PUBACK for each ack on the metered link; acks are cumulative, so a
         # lost one is covered by the next, or by a resend after ack_timeout_s.
         self.client.subscribe(self.topic("ack"), qos=0)
+        if self.downlink is not None:
+            self._last_downlink = now
+            self.client.subscribe(self.topic("down"), qos=1)
+            self._publish_downack(self.downlink.ack())
         online = status_payload("online", self.version, self.cfg_hash)
         self.client.publish(self.topic("status"), online, qos=1, retain=True)
 
@@ -287,8 +311,44 @@ class MqttSync(Worker):
             self.outbox.mark_sent(flight.batch)
         del self._flights[mid]  # only once recorded: a failed write leaves it to expire
 
+    def _publish_downack(self, payload: bytes) -> None:
+        self.client.publish(self.topic("downack"), payload, qos=1)
+
+    def _on_downlink(self, now: float, msg: mqtt.MQTTMessage) -> None:
+        """Apply a downlink batch (one transaction), publish the ack, then PUBACK.
+        A transient failure (disk full, database locked) is logged and PUBACKed
+        too: central sends what is not acknowledged again."""
+        assert self.downlink is not None
+        self._last_downlink = now
+        self._last_progress = now
+        try:
+            outcome = self.downlink.receive(bytes(msg.payload))
+        except Exception:
+            log.exception("could not apply a downlink batch; central will send it again")
+            try:  # an ack without progress: central sends again from there
+                self._publish_downack(self.downlink.ack())
+            except Exception as exc:
+                log.warning("could not read the downlink's state either: %s", exc)
+        else:
+            if outcome.ack is not None:
+                self._publish_downack(outcome.ack)
+            if outcome.applied or outcome.refused:
+                log.info(
+                    "downlink applied up to %d (%d records, %d refused)",
+                    outcome.upto,
+                    outcome.applied,
+                    outcome.refused,
+                )
+        if msg.qos > 0:
+            self.client.ack(msg.mid, msg.qos)
+
     def _on_message(self, now: float, msg: mqtt.MQTTMessage) -> None:
+        if self.downlink is not None and msg.topic == self.topic("down"):
+            self._on_downlink(now, msg)
+            return
         if msg.topic != self.topic("ack"):
+            if msg.qos > 0 and self.downlink is not None:
+                self.client.ack(msg.mid, msg.qos)  # manual acks: nothing may hold the window
             return
         try:
             ack = decode_ack(bytes(msg.payload))
@@ -396,6 +456,8 @@ class MqttSync(Worker):
     def _maybe_close_window(self, now: float) -> None:
         if not self.policy.scheduled or self._flights:
             return
+        if self.downlink is not None and now - self._last_downlink < DOWN_LINGER_S:
+            return  # what central queued arrives right after the connect
         streams = self.outbox.stream_status()
         if self.policy.may_disconnect(
             now,

@@ -20,7 +20,8 @@ from edge.storage.store import Store
 from edge.sync.envelope import ENVELOPE_VERSION, decode_batch, encode_batch
 
 
-def _config(path: Path | None) -> StationConfig:
+def load_station_config(path: Path | None) -> StationConfig:
+    """The station's configuration for a command (exit 2 on a configuration error)."""
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -28,8 +29,9 @@ def _config(path: Path | None) -> StationConfig:
         raise SystemExit(2) from None
 
 
-@contextmanager
-def _outbox(cfg: StationConfig) -> Iterator[Outbox]:
+def open_station_store(cfg: StationConfig) -> Store:
+    """The station's existing database for a command (exit 1 when there is none or it
+    cannot be opened)."""
     if not cfg.storage.path.exists():
         print(
             f"no station database at {cfg.storage.path}: nothing recorded yet, or the wrong "
@@ -38,10 +40,15 @@ def _outbox(cfg: StationConfig) -> Iterator[Outbox]:
         )
         raise SystemExit(1)
     try:
-        store = Store.open(cfg.storage.path, cfg.site.id, cfg.storage.backup_dir)
+        return Store.open(cfg.storage.path, cfg.site.id, cfg.storage.backup_dir)
     except StorageError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
+
+
+@contextmanager
+def _outbox(cfg: StationConfig) -> Iterator[Outbox]:
+    store = open_station_store(cfg)
     try:
         yield Outbox(
             store,
@@ -63,7 +70,7 @@ def _age(seconds: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _config(args.config)
+    cfg = load_station_config(args.config)
     with _outbox(cfg) as outbox:
         status = outbox.status()
     if args.json:
@@ -107,7 +114,7 @@ def _shown(data: bytes) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    cfg = _config(args.config)
+    cfg = load_station_config(args.config)
     streams = [args.stream] if args.stream else list(STREAMS)
     shown: list[dict[str, Any]] = []
     with _outbox(cfg) as outbox:

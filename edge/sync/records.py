@@ -34,11 +34,12 @@ generic segment, so decoding always gives back the dict that was encoded.
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from edge.ids import iso
 
@@ -215,6 +216,11 @@ def _lot_row(rec: dict[str, Any]) -> tuple[Any, ...] | None:
     if rec.get("type") != "lot" or not keys >= _LOT_KEYS:
         return None
     extra = keys - _LOT_KEYS
+    day_no = rec.get("day_no")  # issue 12: the daily lot number, an optional 12th column
+    if "day_no" in extra:
+        if type(day_no) is not int or not 0 <= day_no < _LIMIT:
+            return None
+        extra = extra - {"day_no"}
     if extra and extra != _TARE_KEYS:
         return None
     texts = (rec["id"], rec["producer_id"], rec["product_id"], rec["boot_id"])
@@ -231,14 +237,15 @@ def _lot_row(rec: dict[str, Any]) -> tuple[Any, ...] | None:
     tare, source = rec.get("tare_g"), rec.get("tare_source")
     if extra and (type(tare) is not int or not 0 <= tare < _LIMIT or not isinstance(source, str)):
         return None
-    return (lot_id, rec_ms, up_ms, *texts[1:], synced, net, tare, source)
+    return (lot_id, rec_ms, up_ms, *texts[1:], synced, net, tare, source, day_no)
 
 
 def _encode_lots(rows: list[tuple[Any, ...]], strings: _Strings) -> list[Any]:
     t0, off0 = rows[0][1], rows[0][1] - rows[0][2]
     cols: list[list[Any]] = [[] for _ in range(10)]
     prev_t, prev_off = t0, off0
-    for lot_id, rec_ms, up_ms, producer, product, boot, synced, net, tare, source in rows:
+    days = [row[-1] for row in rows]
+    for lot_id, rec_ms, up_ms, producer, product, boot, synced, net, tare, source, _ in rows:
         off = rec_ms - up_ms
         values = (
             int.from_bytes(lot_id[:6], "big") - rec_ms,
@@ -267,7 +274,38 @@ def _encode_lots(rows: list[tuple[Any, ...]], strings: _Strings) -> list[Any]:
         *(_pack(c) for c in (producer_c, product_c, net_c)),
         tare_c,
         source_c,
+        *day_column(days),
     ]
+
+
+def day_column(days: Sequence[int | None]) -> list[Any]:
+    """The optional 12th column, ``day_no``: ``[first, packed]`` when every lot has one,
+    ``packed`` holding each next number minus the one before minus 1 (0 for the usual
+    next lot of the day, so a day's run packs to one byte; a new day costs one wide
+    batch); a plain list with nulls when only some have one; nothing when none has."""
+    if all(d is not None for d in days):
+        known = [d for d in days if d is not None]
+        rest = [b - a - 1 for a, b in itertools.pairwise(known)]
+        return [[known[0], _pack(rest) if rest else b"\0"]]
+    return [list(days)] if any(d is not None for d in days) else []
+
+
+def day_numbers(seg: list[Any], n: int) -> list[int | None]:
+    if len(seg) == 15:
+        return [None] * n
+    col = seg[15]
+    if isinstance(col, list) and len(col) == 2 and isinstance(col[1], bytes):
+        first = col[0]
+        if type(first) is not int or not 0 <= first < _LIMIT:
+            raise RecordCodecError(f"lot column day_no starts with {first!r}, expected >= 0")
+        days: list[int | None] = [first]
+        for step in _unpack(col[1], n - 1, "day_no"):
+            nxt = cast(int, days[-1]) + 1 + step
+            if not 0 <= nxt < _LIMIT:
+                raise RecordCodecError(f"lot column day_no reaches {nxt}, expected >= 0")
+            days.append(nxt)
+        return days
+    return _nullable(seg, 15, n, "day_no")
 
 
 def _nullable(seg: list[Any], index: int, n: int, name: str) -> list[int | None]:
@@ -283,8 +321,8 @@ def _nullable(seg: list[Any], index: int, n: int, name: str) -> list[int | None]
 def _decode_lots(
     seg: list[Any], first_seq: int, room: int, strings: list[str]
 ) -> list[dict[str, Any]]:
-    if len(seg) != 15 or type(seg[1]) is not int or seg[1] < 1:
-        raise RecordCodecError("a lot segment must be [1, n >= 1, t0, off0, 11 columns]")
+    if len(seg) not in (15, 16) or type(seg[1]) is not int or seg[1] < 1:
+        raise RecordCodecError("a lot segment must be [1, n >= 1, t0, off0, 11 or 12 columns]")
     n: int = seg[1]
     if n > room:
         raise RecordCodecError(f"a lot segment of {n} is more than the seq range holds")
@@ -303,6 +341,7 @@ def _decode_lots(
         _unpack(seg[10 + i], n, name) for i, name in enumerate(("producer", "product", "net"))
     )
     tare, source = _nullable(seg, 13, n, "tare"), _nullable(seg, 14, n, "tare_src")
+    day_no = day_numbers(seg, n)
 
     def text(ref: int | None) -> str:
         if ref is None or not 0 <= ref < len(strings):
@@ -326,6 +365,8 @@ def _decode_lots(
             "product_id": text(product[i]),
             "net_g": net[i],
         }
+        if day_no[i] is not None:
+            rec["day_no"] = day_no[i]
         if (tare[i] is None) != (source[i] is None):
             raise RecordCodecError(f"lot {first_seq + i}: tare and tare_src disagree")
         if tare[i] is not None:

@@ -30,8 +30,15 @@ Fields (``null`` when unknown):
                    ``refused``: records central refused, when there are)
 ``last_confirmed_at`` wall time central last confirmed a batch
 ``devices``        ``{"scale": {...}, "printer": {...}, "camera": {...}}``
+``link``           ``{"month": "YYYY-MM", "bytes": this month's bytes as the carrier bills
+                   them, "budget_bytes": the monthly budget (null: none)}`` (when the
+                   station gives a ``link`` source)
 ``link_plaintext`` only when the link runs plain MQTT (no TLS) to a broker on another
                    machine (``[mqtt] insecure_plaintext``): ``true``
+``upgrade``        only after an upgrade (deploy/ansible's edge-upgrade writes
+                   ``upgrade-status.json`` beside the database): ``{"outcome": "upgraded" |
+                   "rolled_back" | "rollback_unhealthy" | "unhealthy" | "switched", "from",
+                   "to", "at", "database_restored", "seconds"}``
 ``errors``         only when a source failed: ``{source: "Type: message"}``
 ================== ===========================================================
 """
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 import re
 import shutil
@@ -287,6 +295,34 @@ def read_thermal_zones(root: Path) -> list[tuple[str, str]]:
     return zones
 
 
+UPGRADE_STATUS = "upgrade-status.json"
+"""Written beside the station database by edge-upgrade (deploy/ansible) after each
+upgrade or rollback; its outcome goes into telemetry as ``upgrade``."""
+_UPGRADE_FIELDS = ("outcome", "from", "to", "at", "database_restored", "seconds")
+
+
+def read_upgrade_status(path: Path) -> dict[str, Any] | None:
+    """The last upgrade's outcome from edge-upgrade's status file, None when there is
+    none; a malformed file gives ``{"outcome": "unreadable"}``."""
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"outcome": "unreadable"}
+    if not isinstance(data, dict):
+        return {"outcome": "unreadable"}
+    out: dict[str, Any] = {}
+    for key in _UPGRADE_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str):
+            out[key] = value[:MAX_TEXT]
+        elif value is None or isinstance(value, (bool, int, float)):
+            out[key] = value
+    return out
+
+
 def _existing(path: Path) -> Path:
     """``path`` or its nearest existing parent (the database may not exist yet)."""
     for candidate in (path, *path.parents):
@@ -305,7 +341,9 @@ class Sources:
     time of the last central acknowledgement; default: the newest
     ``last_confirmed_at`` in the outbox status) and ``devices`` (one small dict
     per device, e.g. ``{"status": "online", "error": None}``). ``link_plaintext``:
-    the link runs without TLS to another machine (said in every record).
+    the link runs without TLS to another machine (said in every record). ``link``
+    (the time of the record -> the month's bytes against the budget, e.g.
+    ``{"month": "2026-12", "bytes": 12_345_678, "budget_bytes": 100_000_000}``).
     """
 
     storage_path: Path = Path("var/station.db")
@@ -318,6 +356,7 @@ class Sources:
     last_confirmed: Callable[[], datetime | str | None] | None = None
     devices: Callable[[], Mapping[str, Any]] | None = None
     link_plaintext: bool = False
+    link: Callable[[datetime], Mapping[str, Any]] | None = None
     disk_usage: Callable[[Path], DiskUsage] = field(
         default=lambda p: DiskUsage(*shutil.disk_usage(p))
     )
@@ -352,6 +391,8 @@ def collect(now: datetime, sources: Sources) -> dict[str, Any]:
         confirmed = latest_confirmed(outbox)
     devices = _call("devices", sources.devices, errors)
     version = _call("version", sources.version, errors)
+    link_fn = sources.link
+    link = _call("link", (lambda: link_fn(now)) if link_fn is not None else None, errors)
 
     record: dict[str, Any] = {
         "type": RECORD_TYPE,
@@ -370,8 +411,13 @@ def collect(now: datetime, sources: Sources) -> dict[str, Any]:
         "last_confirmed_at": _confirmed_iso(confirmed),
         "devices": jsonable(devices) if isinstance(devices, Mapping) else None,
     }
+    if sources.link is not None:
+        record["link"] = jsonable(link) if isinstance(link, Mapping) else None
     if sources.link_plaintext:
         record["link_plaintext"] = True  # central must see an unencrypted station
+    upgrade = read_upgrade_status(sources.storage_path.parent / UPGRADE_STATUS)
+    if upgrade is not None:
+        record["upgrade"] = upgrade
     if errors:
         record["errors"] = errors
         log.debug("telemetry sources failed: %s", errors)

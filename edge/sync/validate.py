@@ -28,15 +28,46 @@ from typing import Any
 from edge.sync.envelope import Batch, EnvelopeError, Header
 from edge.sync.limits import MAX_RECORDS, SEQ_LIMIT
 
-KNOWN_TYPES = ("producer", "product", "lot", "grade", "telemetry")
+KNOWN_TYPES = (
+    "producer",
+    "product",
+    "lot",
+    "grade",
+    "telemetry",
+    # issue 12, corrections without deleting history (docs/mqtt.md, revision of version 2)
+    "lot_void",
+    "lot_correction",
+    "producer_update",
+    "product_update",
+    "producer_merge",
+    # issue 13, packing at the point (docs/mqtt.md; central folds them: edge.central.parcels)
+    "parcel",
+    "parcel_void",
+    "parcel_label",
+    # issue 14, courier handover (docs/mqtt.md; central folds them: edge.central.parcels)
+    "manifest",
+    "parcel_handover",
+    "parcel_return",
+)
 MAX_GRAMS = 100_000_000
 """A weight (``net_g``, ``tare_g``) in grams: 100 t, ten times the station's limit."""
 MAX_PRICE_DONG = 10**12
+MAX_DAY_NO = 1_000_000
+"""A lot's daily number (1, 2, 3... per station-local day, issue 12)."""
 MAX_NAME = 200
 """Characters of a name (producer, product, village, who confirmed a grade)."""
 MAX_CODE = 64
+MAX_PERSON = 60
+"""Characters of the name of the person who made a correction (``by``; a station sends
+at most this many of a longer name)."""
 """Characters of a short text: a grade, a grading key, a phone number, a boot id,
 an unknown field's text."""
+MAX_PARCEL_ITEMS = 200
+"""Lots a parcel was packed from, or lines it holds."""
+MAX_QUANTITY = 100_000
+"""Packs of one line of a parcel."""
+MAX_MANIFEST_PARCELS = 100_000
+"""Parcels of one courier manifest (handed over, or confirmed missing)."""
 MAX_EXTRA_FIELDS = 4
 """Fields of a record (other than telemetry) that this module does not know."""
 TELEMETRY_ITEMS = 256
@@ -125,8 +156,58 @@ def _nullable(check: Check) -> Check:
     return nullable
 
 
+def _items(fields: dict[str, tuple[bool, Check]], low: int, high: int, what: str) -> Check:
+    """A list of ``low``..``high`` objects of exactly these fields (parcel lots, lines)."""
+
+    def check(value: Any) -> str | None:
+        if type(value) is not list:
+            return f"{value!r:.40} is not a list of {what}"
+        if not low <= len(value) <= high:
+            return f"has {len(value)} {what}, not {low}..{high}"
+        for i, item in enumerate(value):
+            problem = _object(fields)(item)
+            if problem is not None:
+                return f"[{i}] {problem}"
+        return None
+
+    return check
+
+
+def _object(fields: dict[str, tuple[bool, Check]]) -> Check:
+    """An object of these fields (required ones present) and no others."""
+
+    def check(value: Any) -> str | None:
+        if type(value) is not dict:
+            return f"{value!r:.40} is not an object"
+        for key, (required, field_check) in fields.items():
+            if key not in value:
+                if required:
+                    return f"{key} is missing"
+                continue
+            problem = field_check(value[key])
+            if problem is not None:
+                return f"{key} {problem}"
+        extra = [key for key in value if key not in fields]
+        if extra:
+            return f"has the unknown field {extra[0]!r:.40}"
+        return None
+
+    return check
+
+
 _NAME = _text(MAX_NAME)
 _CODE = _text(MAX_CODE)
+_PERSON = _text(MAX_PERSON)
+_PERSON_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def _person_id(value: Any) -> str | None:
+    """The id of the person who made a correction: a UUID, or a short ASCII word."""
+    if type(value) is not str or not _PERSON_ID_RE.match(value):
+        return f"{value!r:.60} is not a person id (at most 40 of A-Z a-z 0-9 _ -)"
+    return None
+
+
 _STAMP: dict[str, tuple[bool, Check]] = {
     "recorded_at": (True, _iso),
     "boot_id": (False, _nullable(_CODE)),
@@ -155,6 +236,7 @@ FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
         "producer_id": (True, _uuid),
         "product_id": (True, _uuid),
         "net_g": (True, _int_range(1, MAX_GRAMS)),
+        "day_no": (False, _int_range(1, MAX_DAY_NO)),
         "tare_g": (False, _int_range(0, MAX_GRAMS)),
         "tare_source": (False, _one_of("scale", "software")),
         **_STAMP,
@@ -172,6 +254,143 @@ FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
         "confirmed_at": (False, _iso),
         **_STAMP,
     },
+    "lot_void": {
+        "id": (True, _uuid),
+        "lot_id": (True, _uuid),
+        "reason": (True, _NAME),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        **_STAMP,
+    },
+    "lot_correction": {
+        "id": (True, _uuid),
+        "lot_id": (True, _uuid),
+        "producer_id": (False, _nullable(_uuid)),
+        "product_id": (False, _nullable(_uuid)),
+        "was_producer_id": (False, _nullable(_uuid)),
+        "was_product_id": (False, _nullable(_uuid)),
+        "reason": (True, _NAME),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        **_STAMP,
+    },
+    "producer_update": {
+        "id": (True, _uuid),
+        "producer_id": (True, _uuid),
+        "name": (True, _NAME),
+        "phone": (False, _nullable(_CODE)),
+        "village": (False, _nullable(_NAME)),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        **_STAMP,
+    },
+    "product_update": {
+        "id": (True, _uuid),
+        "product_id": (True, _uuid),
+        "name": (True, _NAME),
+        "unit_price_dong": (False, _nullable(_int_range(0, MAX_PRICE_DONG))),
+        "grading": (False, _nullable(_CODE)),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        **_STAMP,
+    },
+    "producer_merge": {
+        "id": (True, _uuid),
+        "merged_id": (True, _uuid),
+        "survivor_id": (True, _uuid),
+        "reason": (True, _NAME),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        **_STAMP,
+    },
+    "parcel": {
+        "id": (True, _uuid),
+        "order_id": (True, _CODE),
+        "tracking": (True, _CODE),
+        "carrier": (False, _nullable(_NAME)),
+        "net_g": (True, _int_range(1, MAX_GRAMS)),
+        "gross_g": (True, _int_range(1, MAX_GRAMS)),
+        "expected_g": (True, _int_range(1, MAX_GRAMS)),
+        "tolerance_g": (True, _int_range(0, MAX_GRAMS)),
+        "override": (False, _nullable(_object({"reason": (True, _NAME)}))),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        "packed_at": (True, _iso),
+        "lots": (
+            True,
+            _items(
+                {"lot_id": (True, _uuid), "net_g": (True, _int_range(1, MAX_GRAMS))},
+                0,
+                MAX_PARCEL_ITEMS,
+                "lots",
+            ),
+        ),
+        "lines": (
+            True,
+            _items(
+                {
+                    "product": (True, _NAME),
+                    "grade": (False, _nullable(_CODE)),
+                    "quantity": (True, _int_range(1, MAX_QUANTITY)),
+                },
+                1,
+                MAX_PARCEL_ITEMS,
+                "lines",
+            ),
+        ),
+        **_STAMP,
+    },
+    "parcel_void": {
+        "parcel_id": (True, _uuid),
+        "reason": (True, _NAME),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        "at": (True, _iso),
+        **_STAMP,
+    },
+    "parcel_label": {
+        "parcel_id": (True, _uuid),
+        "job_id": (True, _uuid),
+        "copy": (True, _bool),
+        "printed_at": (True, _iso),
+        **_STAMP,
+    },
+    "manifest": {
+        "id": (True, _uuid),
+        "carrier": (True, _NAME),
+        "courier": (True, _NAME),
+        "courier_id": (False, _nullable(_person_id)),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        "closed_at": (True, _iso),
+        "count": (True, _int_range(0, MAX_MANIFEST_PARCELS)),
+        "total_g": (True, _int_range(0, MAX_GRAMS)),
+        "cod_dong": (True, _int_range(0, MAX_PRICE_DONG)),
+        "confirmed_with": (True, _one_of("pin", "signature")),
+        "missing": (True, _int_range(0, MAX_MANIFEST_PARCELS)),
+        **_STAMP,
+    },
+    "parcel_handover": {
+        "id": (False, _uuid),
+        "parcel_id": (True, _uuid),
+        "manifest_id": (True, _uuid),
+        "tracking": (True, _CODE),
+        "carrier": (False, _nullable(_NAME)),
+        "courier": (True, _NAME),
+        "courier_id": (False, _nullable(_person_id)),
+        "at": (True, _iso),
+        **_STAMP,
+    },
+    "parcel_return": {
+        "id": (False, _uuid),
+        "parcel_id": (True, _uuid),
+        "manifest_id": (True, _uuid),
+        "reason": (True, _NAME),
+        "by": (True, _PERSON),
+        "by_id": (False, _nullable(_person_id)),
+        "at": (True, _iso),
+        **_STAMP,
+    },
     "telemetry": {
         "recorded_at": (False, _nullable(_iso)),
         "boot_id": (False, _nullable(_CODE)),
@@ -184,7 +403,7 @@ FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
 """Per known type: field -> (required, check). ``type`` and ``seq`` are checked apart."""
 
 _KNOWN = {kind: frozenset({"type", "seq", *fields}) for kind, fields in FIELDS.items()}
-_REPEATED = frozenset({"producer_id", "product_id", "boot_id", "lot_id"})
+_REPEATED = frozenset({"producer_id", "product_id", "boot_id", "lot_id", "manifest_id"})
 """Fields whose values repeat across a batch: each distinct value is checked once."""
 
 
@@ -247,8 +466,13 @@ def _plain(value: Any, where: str, depth: int, budget: _Budget) -> str | None:
 
 _UUID_MATCH = _UUID.match
 _ISO_MATCH = _ISO.match
-_LOT_PLAIN = frozenset({"type", "seq", *(k for k in FIELDS["lot"] if not k.startswith("tare"))})
-_LOT_TARED = _KNOWN["lot"]
+_LOT_PLAIN = frozenset(
+    {"type", "seq", *(k for k in FIELDS["lot"] if not k.startswith("tare") and k != "day_no")}
+)
+_LOT_TARED = _KNOWN["lot"] - {"day_no"}
+_LOT_DAY = _LOT_PLAIN | {"day_no"}
+_LOT_DAY_TARED = _KNOWN["lot"]
+"""The common lots: with or without a tare, with or without a daily number."""
 
 
 class _Checker:
@@ -263,7 +487,12 @@ class _Checker:
         """The common lot (known fields only, all present) checked quickly: None when
         valid, False when it is not that common shape (then :meth:`record` decides)."""
         keys = rec.keys()
-        if keys != _LOT_PLAIN and keys != _LOT_TARED:
+        if (
+            keys != _LOT_DAY
+            and keys != _LOT_PLAIN
+            and keys != _LOT_DAY_TARED
+            and keys != _LOT_TARED
+        ):
             return False
         net = rec["net_g"]
         up = rec["uptime_s"]
@@ -296,6 +525,10 @@ class _Checker:
             if boot is not None and _CODE(boot) is not None:
                 return False
             self.boots.add(boot)
+        if "day_no" in rec:
+            day_no = rec["day_no"]
+            if type(day_no) is not int or not 0 < day_no <= MAX_DAY_NO:
+                return False
         if "tare_g" in rec:
             tare = rec["tare_g"]
             if type(tare) is not int or not 0 <= tare <= MAX_GRAMS:

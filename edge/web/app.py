@@ -3,8 +3,9 @@ stop in its lifespan and live on ``app.state``, never in module globals."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from typing import Any
 
@@ -17,13 +18,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edge import __version__
+from edge.accounts.people import People
 from edge.config import StationConfig
 from edge.errors import StaffError
+from edge.ops import sdnotify
+from edge.origin import SameOrigin
 from edge.station import Station
 from edge.storage.db import StorageError
 from edge.storage.photos import PhotoStorageError
 from edge.storage.store import NotFound
+from edge.web import auth
 from edge.web.api import router
+from edge.web.corrections_api import router as corrections_router
+from edge.web.events import router as events_router
+from edge.web.farmer_api import router as farmer_router
+from edge.web.handover_api import router as handover_router
+from edge.web.health_api import router as health_router
+from edge.web.limits import BodyLimit, release_freed_memory
+from edge.web.orders_api import router as orders_router
+from edge.web.paper_api import router as paper_router
+from edge.web.people_api import router as people_router
 from edge.web.photo_api import router as photo_router
 from edge.web.request_errors import http_error, invalid_request
 
@@ -45,17 +59,52 @@ class _Revalidated(StaticFiles):
 def create_app(cfg: StationConfig, station: Station | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier = sdnotify.Notifier.from_environ()  # under systemd (Type=notify) only
+        app.state.systemd = notifier
         st = station or Station(cfg)
         st.start()
         app.state.station = st
+        auth.install(app, People(st.db, cfg.web.session_hours), cfg.web.allowed_hosts)
+        # WATCHDOG=1 from this loop: a hung loop stops the pings (READY=1: events.Server)
+        pings = asyncio.create_task(notifier.watchdog()) if notifier else None
         try:
             yield
         finally:
+            if notifier is not None:
+                notifier.send("STOPPING=1")
+            if pings is not None:
+                pings.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pings
             st.stop()
 
-    app = FastAPI(title="Edge station", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Edge station",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,  # /api/docs and /api/openapi.json, for technicians (edge.web.auth)
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(
+        SameOrigin,
+        allowed_hosts=cfg.web.allowed_hosts,
+        unknown_host=auth.UNKNOWN_HOST,
+        foreign_origin=auth.FOREIGN_ORIGIN,
+    )
+    app.add_middleware(BodyLimit, cfg=cfg)  # outermost: bodies capped before anything reads
+    release_freed_memory()  # a burst of photo uploads is given back, not kept (glibc)
+    app.include_router(auth.router, prefix="/api")
     app.include_router(router, prefix="/api")
     app.include_router(photo_router, prefix="/api")
+    app.include_router(corrections_router, prefix="/api")  # void, correct, edit, merge
+    app.include_router(paper_router, prefix="/api")  # receipts, reprints, day totals
+    app.include_router(events_router, prefix="/api")
+    app.include_router(farmer_router, prefix="/api")
+    app.include_router(people_router, prefix="/api")  # who may sign in, for leads
+    app.include_router(orders_router, prefix="/api")  # orders, pick list, packing
+    app.include_router(handover_router, prefix="/api")  # courier handover (issue 14)
+    app.include_router(health_router, prefix="/api")  # edge health: this machine only
 
     @app.exception_handler(StaffError)
     async def refused(_r: Request, exc: StaffError) -> JSONResponse:

@@ -3,10 +3,14 @@ confirm or override the grade, fetch the stored pictures.
 
 Camera, disk and grading block: every handler runs its work in the thread pool (an
 upload handler reads the body on the event loop, with a size cap, then hands over).
+An upload waits its turn twice, for room to hold its body and for a decode turn
+(edge.camera.intake, "Memory on a 2 GB Pi"); waiting longer than ``camera.busy_wait_s``
+is 503 ``photo_busy``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,10 +19,11 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.camera.capture import Fault
-from edge.camera.intake import Intake, IntakeError
+from edge.camera.intake import Intake, IntakeError, busy
 from edge.camera.photos import too_large
 from edge.station import Station
-from edge.web.api import Actor
+from edge.web.auth import Lead, Staff
+from edge.web.limits import drain, read_body
 
 router = APIRouter()
 
@@ -32,12 +37,10 @@ class _Body(BaseModel):
 
 class GradeBody(_Body):
     grade: str = Field(min_length=1, max_length=20)
-    by: Actor  # who confirmed: a person's name, by the labels' rule (edge.web.api)
 
 
 class ProductGrading(_Body):
     grading: str | None = Field(min_length=1, max_length=40)
-    actor: Actor = "staff"
 
 
 class CameraCommand(_Body):
@@ -50,57 +53,84 @@ def _intake(request: Request) -> Intake:
 
 
 @router.get("/grading")
-def grading_keys(request: Request) -> dict[str, Any]:
+def grading_keys(person: Staff, request: Request) -> dict[str, Any]:
     """The grading keys a product may name (rules files present on this station)."""
     intake = _intake(request)
     return {"keys": intake.grading_keys(), "default_grades": ["A", "B", "C", "reject"]}
 
 
 @router.patch("/products/{product_id}")
-def set_product_grading(product_id: str, body: ProductGrading, request: Request) -> dict[str, Any]:
+def set_product_grading(
+    product_id: str, body: ProductGrading, person: Lead, request: Request
+) -> dict[str, Any]:
     intake = _intake(request)
     if body.grading is not None:
         intake.check_grading_key(body.grading)
-    intake.grades.set_product_grading(product_id, body.grading, body.actor)
+    intake.grades.set_product_grading(product_id, body.grading, person.name)
     return next(p for p in intake.grades.list_products() if p["id"] == product_id)
 
 
 @router.post("/lots/{lot_id}/photos", status_code=201)
-async def upload_photo(lot_id: str, request: Request) -> dict[str, Any]:
+async def upload_photo(lot_id: str, person: Staff, request: Request) -> dict[str, Any]:
     """A phone's photo as the raw body (``Content-Type: image/jpeg`` or ``image/png``)."""
     intake = _intake(request)
     await run_in_threadpool(intake.grades.lot_context, lot_id)  # 404 before the upload
     limit = intake.limits.max_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared), intake.limits)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, intake.limits)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    return await run_in_threadpool(intake.upload, lot_id, body, request.headers.get("content-type"))
+    header = request.headers.get("content-length", "")
+    declared = int(header) if header.isdigit() else None
+    if declared is not None and declared > limit:
+        raise too_large(declared, intake.limits)
+    deadline = time.monotonic() + intake.busy_wait_s
+    room = max(1, limit if declared is None else declared)  # bytes of the allowance held
+    if not await intake.buffering.acquire_async(room, intake.busy_wait_s):
+        await drain(request)  # read (and dropped) so that the phone gets the answer
+        raise busy()
+    held = room
+    try:
+        body = await read_body(request, declared, limit)
+        if not await intake.decoding.acquire_async(1, max(0.0, deadline - time.monotonic())):
+            raise busy()
+        try:
+            frame = await run_in_threadpool(
+                intake.decode, body, request.headers.get("content-type")
+            )
+            del body  # decoded: the upload's bytes go, and so does their allowance
+            intake.buffering.release(held)
+            held = 0
+            return await run_in_threadpool(intake.keep_upload, lot_id, frame)
+        finally:
+            intake.decoding.release(1)
+    finally:
+        if held:
+            intake.buffering.release(held)
 
 
 @router.post("/lots/{lot_id}/capture", status_code=201)
-def capture_photo(lot_id: str, request: Request) -> dict[str, Any]:
+def capture_photo(lot_id: str, person: Staff, request: Request) -> dict[str, Any]:
     """A still from the station camera, stored and graded."""
     return _intake(request).capture(lot_id)
 
 
 @router.get("/lots/{lot_id}/photos")
-def lot_photos(lot_id: str, request: Request) -> dict[str, Any]:
+def lot_photos(lot_id: str, person: Staff, request: Request) -> dict[str, Any]:
     return _intake(request).lot_view(lot_id)
 
 
 @router.post("/lots/{lot_id}/grade")
-def confirm_grade(lot_id: str, body: GradeBody, request: Request) -> dict[str, Any]:
+def confirm_grade(lot_id: str, body: GradeBody, person: Staff, request: Request) -> dict[str, Any]:
     """Confirm the proposed grade, or override it with another of the product's grades."""
     intake = _intake(request)
-    c = intake.confirm(lot_id, body.grade, body.by)
+    proposed = (intake.grades.lot_grade(lot_id) or {}).get("proposed_grade")
+    if proposed is not None and body.grade != proposed and person.role != "lead":
+        raise IntakeError(
+            "override_needs_lead",
+            "Đổi hạng khác với hạng trạm đề xuất cần trưởng điểm xác nhận. "
+            "Nhờ trưởng điểm đăng nhập để sửa, hoặc xác nhận hạng đề xuất.",
+            f"Overriding the proposed grade ({proposed}) needs a lead; ask the lead, or "
+            "confirm the proposal.",
+            403,
+        )
+    c = intake.confirm(lot_id, body.grade, person.name)
     return {
         "confirmation": {
             "id": c.id,
@@ -127,23 +157,23 @@ def _file(intake: Intake, photo_id: str, thumb: bool) -> FileResponse:
 
 
 @router.get("/photos/{photo_id}.jpg")
-def photo_jpeg(photo_id: str, request: Request) -> FileResponse:
+def photo_jpeg(photo_id: str, person: Staff, request: Request) -> FileResponse:
     return _file(_intake(request), photo_id, thumb=False)
 
 
 @router.get("/photos/{photo_id}/thumb.jpg")
-def photo_thumb(photo_id: str, request: Request) -> FileResponse:
+def photo_thumb(photo_id: str, person: Staff, request: Request) -> FileResponse:
     return _file(_intake(request), photo_id, thumb=True)
 
 
 @router.get("/photos/{photo_id}/annotated.png")
-def photo_annotated(photo_id: str, request: Request) -> Response:
+def photo_annotated(photo_id: str, person: Staff, request: Request) -> Response:
     png = _intake(request).annotated_png(photo_id)
     return Response(png, media_type="image/png", headers=NO_STORE)
 
 
 @router.post("/camera/simulator")
-def camera_simulator(body: CameraCommand, request: Request) -> dict[str, Any]:
+def camera_simulator(body: CameraCommand, person: Staff, request: Request) -> dict[str, Any]:
     """Make the simulated camera misbehave (or behave again)."""
     intake = _intake(request)
     sim = intake.simulated

@@ -19,16 +19,20 @@ import numpy.typing as npt
 from edge.camera.grading.features import Features, photo_features
 from edge.camera.grading.measure import TrayMeasurement, WorkImage, lot_summary, measure_tray
 from edge.camera.grading.model import Model, ModelError, explain
+from edge.camera.grading.plausible import check_looks
 from edge.camera.grading.quality import Declined, assess
 from edge.camera.grading.rules import (
     WEIGHT_KEYS,
     Decision,
+    Looks,
     MissingMeasurement,
     Rules,
     RulesError,
     decide,
     load_rules,
+    products,
 )
+from edge.camera.grading.wording import StaffReason, staff_reasons
 
 __all__ = [
     "Decision",
@@ -38,6 +42,7 @@ __all__ = [
     "grade_work",
     "load_grading_model",
     "load_grading_rules",
+    "load_lookalikes",
     "model_input",
 ]
 
@@ -57,19 +62,22 @@ class Graded:
     grade: str
     confidence: float  # 0..1
     method: Literal["rules", "model"]
-    reasons: tuple[Decision, ...]  # the measurements that decided it
+    reasons: tuple[Decision, ...]  # every comparison that decided it (technicians)
     measurements: dict[str, float]  # lot_summary(...), plus model features when used
     measurement: TrayMeasurement
+    staff: tuple[StaffReason, ...] = ()  # at most three, the deciding one first (the page)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready (plain floats, no numpy types)."""
+        """JSON-ready (plain floats, no numpy types): ``reasons`` are the staff's short
+        ones, ``decisions`` every comparison with its raw figures."""
         m = self.measurement
         return {
             "product": self.product,
             "grade": self.grade,
             "confidence": round(float(self.confidence), 4),
             "method": self.method,
-            "reasons": [d.to_json() for d in self.reasons],
+            "reasons": [r.to_json() for r in self.staff],
+            "decisions": [d.to_json() for d in self.reasons],
             "measurements": {k: round(float(v), 6) for k, v in self.measurements.items()},
             "unit": m.unit,
             "scale_source": m.scale_source,
@@ -95,7 +103,30 @@ def grade_photo(
     """
     rules = load_grading_rules(rules_dir, product)
     model = load_grading_model(model_path, product) if model_path is not None else None
-    return grade_work(WorkImage.of(photo), rules, model, weight_g=weight_g, marker_mm=marker_mm)
+    return grade_work(
+        WorkImage.of(photo),
+        rules,
+        model,
+        weight_g=weight_g,
+        marker_mm=marker_mm,
+        lookalikes=load_lookalikes(rules_dir, product),
+    )
+
+
+def load_lookalikes(rules_dir: Path, product: str) -> tuple[Looks, ...]:
+    """The other products' ``[looks]`` (to say what a declined photo looks like);
+    a file that cannot be read is left out (it is reported when its product is graded)."""
+    out = []
+    for other in products(rules_dir):
+        if other == product:
+            continue
+        try:
+            looks = load_rules(rules_dir, other).looks
+        except RulesError:
+            continue
+        if looks is not None:
+            out.append(looks)
+    return tuple(out)
 
 
 def load_grading_rules(rules_dir: Path, product: str) -> Rules:
@@ -126,6 +157,7 @@ def grade_work(
     *,
     weight_g: int | None = None,
     marker_mm: float | None = 40.0,
+    lookalikes: tuple[Looks, ...] = (),
 ) -> Graded | Declined:
     """Grade an already-wrapped photo with loaded rules, or with ``model`` when given.
 
@@ -134,14 +166,25 @@ def grade_work(
     :func:`~edge.camera.grading.features.photo_features` (a model may have been
     calibrated from photos that are not tray photos), then the model's most probable
     class, its probability as the confidence, and the features that decided it.
+    Either way a photo whose produce does not look like the product (its rules'
+    ``[looks]``) is declined with ``not_the_product`` (plausible.py); ``lookalikes``
+    (other products' looks) name what it looks like instead.
     """
     if model is None:
-        return _by_rules(work, rules, weight_g, marker_mm)
-    return _by_model(work, rules.product, model, weight_g, marker_mm)
+        return _by_rules(work, rules, weight_g, marker_mm, lookalikes)
+    return _by_model(work, rules, model, weight_g, marker_mm, lookalikes)
+
+
+def _noun(rules: Rules) -> tuple[str, str]:
+    return (rules.looks.noun, rules.looks.noun_en) if rules.looks else ("quả/củ", "items")
 
 
 def _by_rules(
-    work: WorkImage, rules: Rules, weight_g: int | None, marker_mm: float | None
+    work: WorkImage,
+    rules: Rules,
+    weight_g: int | None,
+    marker_mm: float | None,
+    lookalikes: tuple[Looks, ...],
 ) -> Graded | Declined:
     if rules.needs_weight and (weight_g is None or weight_g <= 0):
         key = sorted(rules.measurement_keys() & WEIGHT_KEYS)[0]
@@ -149,6 +192,9 @@ def _by_rules(
     result = assess(work.full, marker_mm=marker_mm, require_marker=rules.needs_marker)
     if isinstance(result, Declined):
         return result
+    odd = check_looks(result, rules.looks, lookalikes)
+    if odd is not None:
+        return odd
     measured = lot_summary(result, weight_g)
     try:
         outcome = decide(rules, measured)
@@ -162,6 +208,7 @@ def _by_rules(
         reasons=outcome.reasons,
         measurements=measured,
         measurement=result,
+        staff=staff_reasons(outcome.reasons, outcome.grade, "rules", _noun(rules)),
     )
 
 
@@ -181,22 +228,32 @@ def model_input(
 
 
 def _by_model(
-    work: WorkImage, product: str, model: Model, weight_g: int | None, marker_mm: float | None
+    work: WorkImage,
+    rules: Rules,
+    model: Model,
+    weight_g: int | None,
+    marker_mm: float | None,
+    lookalikes: tuple[Looks, ...],
 ) -> Graded | Declined:
     seen = model_input(work, marker_mm)
     if isinstance(seen, Declined):
         return seen
     m, features = seen
+    odd = check_looks(m, rules.looks, lookalikes)
+    if odd is not None:
+        return odd
     proba = model.predict_proba(features.vector)
     best = int(np.argmax(proba))
     measured = lot_summary(m, weight_g)
     measured.update(features.named())
+    decisions = explain(model, features.vector, best)
     return Graded(
-        product=product,
+        product=rules.product,
         grade=model.classes[best],
         confidence=float(proba[best]),
         method="model",
-        reasons=explain(model, features.vector, best),
+        reasons=decisions,
         measurements=measured,
         measurement=m,
+        staff=staff_reasons(decisions, model.classes[best], "model"),
     )

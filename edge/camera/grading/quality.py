@@ -33,6 +33,7 @@ class Reason(StrEnum):
     OVEREXPOSED = "overexposed"
     UNDEREXPOSED = "underexposed"
     MARKER_MISSING = "marker_missing"
+    NOT_THE_PRODUCT = "not_the_product"  # other produce than the lot's (plausible.py)
 
 
 MESSAGES: dict[Reason, tuple[str, str]] = {
@@ -55,6 +56,10 @@ MESSAGES: dict[Reason, tuple[str, str]] = {
     Reason.MARKER_MISSING: (
         "Không thấy thẻ đo kích thước trên khay. Đặt thẻ vào chỗ cũ, không che, rồi chụp lại.",
         "The size marker is not visible on the tray. Put it back, uncovered, and retake.",
+    ),
+    Reason.NOT_THE_PRODUCT: (  # plausible.py says what it saw instead
+        "Ảnh không giống sản phẩm của lô. Kiểm tra lô và chụp lại.",
+        "The photo does not look like the lot's product. Check the lot and retake.",
     ),
 }
 

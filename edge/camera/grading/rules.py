@@ -177,12 +177,51 @@ class Condition(BaseModel):
         return diff / band
 
 
+class Looks(BaseModel):
+    """What the product looks like on the tray, to decline a photo of other produce
+    (bananas on a potato lot) instead of grading it. An item fits when its colour class
+    is one of ``colours`` and its elongation (length / width) is within the bounds; a
+    photo where fewer than half the items fit is declined (see plausible.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=40, description="The produce in Vietnamese.")
+    name_en: str = Field(min_length=1, max_length=40, description="The produce in English.")
+    noun: str = Field("quả/củ", min_length=1, max_length=20, description="'quả', 'củ', ...")
+    noun_en: str = Field("items", min_length=1, max_length=20, description="'fruit', ...")
+    colours: list[str] = Field(
+        min_length=1, description=f"Colour classes it may have: {', '.join(COLOUR_CLASSES)}."
+    )
+    elongation_min: float = Field(1.0, ge=1.0, description="Smallest length / width.")
+    elongation_max: float = Field(100.0, ge=1.0, description="Largest length / width.")
+
+    @field_validator("colours")
+    @classmethod
+    def _known_colours(cls, colours: list[str]) -> list[str]:
+        for c in colours:
+            if c not in COLOUR_CLASSES:
+                raise ValueError(
+                    f"unknown colour class {c!r}{did_you_mean(c, list(COLOUR_CLASSES))}"
+                    f" (valid: {', '.join(COLOUR_CLASSES)})"
+                )
+        return colours
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Looks:
+        if self.elongation_min > self.elongation_max:
+            raise ValueError("looks: elongation_min is larger than elongation_max")
+        return self
+
+
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     grades: list[str] = Field(min_length=2, description="Grade names, best first.")
     conditions: dict[str, list[Condition]] = Field(
         description="Per grade (all but the last), the conditions that must all hold."
+    )
+    looks: Looks | None = Field(
+        None, description="What the produce looks like (optional; without it any is graded)."
     )
 
     @model_validator(mode="after")
@@ -219,6 +258,7 @@ class Rules:
     file: str
     grades: tuple[str, ...]
     conditions: dict[str, tuple[Condition, ...]]
+    looks: Looks | None = None
 
     def measurement_keys(self) -> frozenset[str]:
         return frozenset(c.key for cs in self.conditions.values() for c in cs)
@@ -244,6 +284,7 @@ def parse_rules(data: dict[str, Any], product: str, file: str = "<rules>") -> Ru
         file=file,
         grades=tuple(parsed.grades),
         conditions={g: tuple(parsed.conditions.get(g, ())) for g in parsed.grades},
+        looks=parsed.looks,
     )
 
 
@@ -253,13 +294,15 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            model: type[BaseModel] = RulesFile if len(loc) == 1 else Condition
+            model: type[BaseModel] = (
+                RulesFile if len(loc) == 1 else Looks if loc[0] == "looks" else Condition
+            )
             reason = unknown_key(loc[-1], list(model.model_fields))
         elif err["type"] == "missing":
             reason = "required key is missing"
         elif err["type"] == "value_error":
             reason = str(err["msg"]).removeprefix("Value error, ")
-            if reason.startswith(("conditions", "grades: ")):
+            if reason.startswith(("conditions", "grades: ", "looks: ")):
                 key, _, reason = reason.partition(": ")
         else:
             reason = f"{err['msg']} (got {err.get('input')!r})"

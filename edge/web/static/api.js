@@ -8,11 +8,12 @@
 import { both } from "./i18n.js";
 
 export class ApiError extends Error {
-  constructor(msg, code, status) {
+  constructor(msg, code, status, body) {
     super(msg.en);
     this.msg = msg; // {vi, en}
     this.code = code;
     this.status = status;
+    this.body = body || null; // the station's whole answer (a duplicate's "matches")
   }
 }
 
@@ -46,8 +47,11 @@ export async function api(method, path, body, timeoutMs) {
   }
   if (!res.ok) {
     const err = data && data.error;
+    if (res.status === 401 && path !== "/login" && path !== "/me") {
+      window.dispatchEvent(new Event("station:signed-out"));
+    }
     if (err && err.message) {
-      throw new ApiError({ vi: err.message, en: err.message_en || err.message }, err.code, res.status);
+      throw new ApiError({ vi: err.message, en: err.message_en || err.message }, err.code, res.status, data);
     }
     throw new ApiError(both("server_error", () => ({ status: res.status })), "http", res.status);
   }

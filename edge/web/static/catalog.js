@@ -1,16 +1,17 @@
 /* catalog.js: farmers and products.
  *
- * Fills the farmer and product pickers (and the product form's grading rules) from
- * the station, sorted the Vietnamese way, keeping what is chosen. The "+ thêm" forms
- * add a farmer or a product; the new one is then chosen.
+ * Fills the product picker (and the product form's grading rules) from the station,
+ * sorted the Vietnamese way, keeping what is chosen; the farmer picker is a search
+ * (farmers.js), whose remembered choice is checked here on every round. The "+ thêm"
+ * forms add a farmer or a product; the new one is then chosen.
  */
 import { api } from "./api.js";
+import { clearQuestion, refreshChosen, renderFarmer, saveProducer, wireFarmers } from "./farmers.js";
 import { formatDong } from "./format.js";
 import { both, t } from "./i18n.js";
 import { el, showError, showMessage } from "./page.js";
 import { updateRecordButton } from "./station.js";
 
-let producers = [];
 let products = [];
 let gradingKeys = []; // grading rules a product can use (GET /api/grading)
 
@@ -34,10 +35,6 @@ function fillSelect(select, rows, placeholderKey, labelOf) {
   select.value = rows.some((r) => r.id === chosen) ? chosen : "";
 }
 
-function producerLabel(p) {
-  return p.village ? p.name + " · " + p.village : p.name;
-}
-
 function productLabel(p) {
   return typeof p.unit_price_dong === "number" ? p.name + " · " + formatDong(p.unit_price_dong) : p.name;
 }
@@ -48,7 +45,7 @@ function gradingLabel(key) {
 }
 
 export function renderOptions() {
-  fillSelect(el.producerSelect, producers, "choose_producer", producerLabel);
+  renderFarmer();
   fillSelect(el.productSelect, products, "choose_product", productLabel);
   const keys = gradingKeys.map((k) => ({ id: k, name: k }));
   fillSelect(el.productGrading, keys, "grading_none", (k) => gradingLabel(k.id));
@@ -57,12 +54,8 @@ export function renderOptions() {
 
 export async function refreshCatalog() {
   try {
-    const [ps, qs, gk] = await Promise.all([
-      api("GET", "/producers"),
-      api("GET", "/products"),
-      api("GET", "/grading"),
-    ]);
-    producers = ps.slice().sort(byName);
+    refreshChosen();
+    const [qs, gk] = await Promise.all([api("GET", "/products"), api("GET", "/grading")]);
     products = qs.slice().sort(byName);
     gradingKeys = gk.keys || [];
     renderOptions();
@@ -82,6 +75,7 @@ function setFormOpen(toggle, form, open) {
     if (first) first.focus();
   } else {
     form.reset();
+    if (form === el.producerForm) clearQuestion();
   }
 }
 
@@ -103,29 +97,6 @@ function wireAddForm(toggle, form, save) {
 function trimmed(form, name) {
   const v = form.elements[name].value.trim();
   return v === "" ? null : v;
-}
-
-async function saveProducer(form) {
-  const name = trimmed(form, "name");
-  if (!name) {
-    showMessage("error", both("name_required"));
-    return false;
-  }
-  try {
-    const row = await api("POST", "/producers", {
-      name: name,
-      phone: trimmed(form, "phone"),
-      village: trimmed(form, "village"),
-    });
-    await refreshCatalog();
-    el.producerSelect.value = row.id;
-    updateRecordButton();
-    showMessage("ok", both("producer_added", () => ({ name: row.name })));
-    return true;
-  } catch (err) {
-    showError(err);
-    return false;
-  }
 }
 
 async function saveProduct(form) {
@@ -163,5 +134,8 @@ async function saveProduct(form) {
 /** The two "+ thêm" buttons and their forms. */
 export function wireCatalog() {
   wireAddForm(el.producerToggle, el.producerForm, saveProducer);
+  // the duplicate question's answers (farmers.js) end the form too
+  el.producerForm.addEventListener("farmer:done", () => setFormOpen(el.producerToggle, el.producerForm, false));
+  wireFarmers();
   wireAddForm(el.productToggle, el.productForm, saveProduct);
 }

@@ -46,7 +46,7 @@ export function formatTime(iso) {
   }
 }
 
-/** A grade as the staff say it: "Hạng A" / "Grade A", or "Loại" / "Reject". */
+/** A grade as the staff say it: "Hạng A" / "Grade A", or "Loại bỏ" / "Reject" (as edge.gradenames). */
 export function gradeLabel(g) {
   return g === "reject" ? t("grade_reject") : t("grade_name", { grade: g });
 }

@@ -1,10 +1,13 @@
 /* lots.js: today's lots and the labels held after an interrupted print.
  *
  * The table lists today's lots, newest first, with print, sync and grade pills and a
- * button opening the lot's photo step. A label cut off by a power cut is "held" until
- * the staff look at the printer and press "print again" (POST .../reprint).
+ * button opening the lot's photo step. A label cut off while printing is "held" until
+ * the staff look at the printer and press "print again" (POST .../reprint); each held
+ * label says why as far as the station knows (a restart or power cut, a lost
+ * connection, or what the printer reported: the job's fault, faults.js).
  */
 import { api } from "./api.js";
+import { faultText } from "./faults.js";
 import { formatKg, formatTime, gradeLabel } from "./format.js";
 import { both, t } from "./i18n.js";
 import { el, showError, showMessage } from "./page.js";
@@ -14,6 +17,12 @@ let lotsInFlight = false;
 let heldJobs = []; // GET /api/print-jobs with status "held"
 let lastHeldKey = "";
 let openLotPhoto = () => {};
+let lotButtons = () => []; // more buttons for a lot's row (main.js passes paper.js's)
+
+/** Extra buttons for each lot's row: lotButtons(lot) returns a list of elements. */
+export function onLotRow(buttons) {
+  lotButtons = buttons;
+}
 
 /** What a lot's photo button does (main.js passes photo.js's openPhoto). */
 export function onLotPhoto(open) {
@@ -53,7 +62,7 @@ export function renderLots() {
     const top = cell(tr, "c-top", "col_lot", "");
     const meta = document.createElement("span");
     meta.className = "meta";
-    meta.textContent = formatTime(lot.recorded_at) + " · #" + lot.seq;
+    meta.textContent = formatTime(lot.recorded_at) + " · #" + (lot.day_no ?? lot.seq);
     const ps = lot.print_status;
     const ss = lot.sync_status;
     const pKnown = ["queued", "sending", "printed", "held", "failed"].includes(ps);
@@ -63,6 +72,13 @@ export function renderLots() {
       pill("print", ps, pKnown ? t("print_" + ps) : ps || "–", "lot-print"),
       pill("sync", ss, sKnown ? t("sync_" + ss) : ss || "–", "lot-sync"),
     );
+    if (lot.voided) {
+      // voided (issue 12): kept in the list, struck through, said so (corrections.js)
+      tr.classList.add("lot-voided");
+      tr.dataset.voided = "true";
+      tr.title = lot.void_reason || "";
+      top.append(pill("void", "voided", t("lot_voided"), "lot-voided"));
+    }
     if (lot.grade || lot.proposed_grade) {
       const confirmed = Boolean(lot.grade);
       const text = confirmed
@@ -76,7 +92,7 @@ export function renderLots() {
     open.setAttribute("data-testid", "lot-photo-button");
     open.textContent = t("photo_open");
     open.addEventListener("click", () => openLotPhoto(lot.id));
-    top.append(open);
+    top.append(open, ...lotButtons(lot));
     cell(tr, "c-producer", "col_producer", lot.producer_name).setAttribute("data-testid", "lot-producer");
     cell(tr, "c-product", "col_product", lot.product_name).setAttribute("data-testid", "lot-product");
     cell(tr, "c-weight", "col_weight", formatKg(lot.net_g)).setAttribute("data-testid", "lot-weight");
@@ -140,7 +156,7 @@ export function renderHeld() {
     const text = document.createElement("span");
     text.className = "held-text";
     text.textContent = lot
-      ? [t("lot_short", { seq: lot.seq }), lot.producer_name, lot.product_name, formatKg(lot.net_g)].join(" · ")
+      ? [t("lot_short", { seq: lot.day_no ?? lot.seq }), lot.producer_name, lot.product_name, formatKg(lot.net_g)].join(" · ")
       : t("label_short", { id: String(job.record_id).slice(-6) });
     const btn = document.createElement("button");
     btn.type = "button";
@@ -149,6 +165,15 @@ export function renderHeld() {
     btn.textContent = t("reprint");
     btn.addEventListener("click", () => reprint(job.id, btn));
     li.append(text, btn);
+    const why = faultText(job.fault);
+    if (why) {
+      const note = document.createElement("span");
+      note.className = "held-why";
+      note.setAttribute("data-testid", "held-why");
+      note.dataset.fault = String(job.fault.code);
+      note.textContent = why;
+      li.append(note);
+    }
     el.heldList.appendChild(li);
   }
 }
@@ -158,7 +183,6 @@ async function reprint(jobId, btn) {
   try {
     await api("POST", "/print-jobs/" + encodeURIComponent(jobId) + "/reprint", {
       reason: t("reprint_reason", undefined, "vi") + " / staff confirmed no label after an interrupted print",
-      actor: "staff",
     });
     heldJobs = heldJobs.filter((j) => j.id !== jobId);
     renderHeld();

@@ -9,19 +9,33 @@
  *   page.js      the elements, the live state and the message box
  *   lots.js      today's lots and held labels
  *   photo.js     the camera's status and the photo and grade step
- *   station.js   polling /api/state, weight, tare, status card, "Ghi & In"
+ *   station.js   /api/state (pushed, or polled while the stream is down), weight, tare,
+ *                status card, "Ghi & In"
+ *   stream.js    the pushed state: GET /api/events (server-sent events)
+ *   tabs.js      the secondary panels behind tabs (lots, orders, photo, totals, station)
+ *   farmers.js   the farmer search, the choice kept across a reload, the duplicate question
  *   catalog.js   farmers and products, and their add forms
+ *   paper.js     receipts, labels printed again with a reason, today's totals
+ *   corrections.js  a lead's corrections: void or correct a lot, edit and merge (issue 12)
+ *   orders.js    orders and packing: pick list, check-weigh, shipping label (issue 13)
  * This file adds the language button and the practice scale ("Cân mô phỏng"), then
- * starts the loops: /api/state every 500 ms, /api/lots every 3 s, the catalogue every
- * 20 s (not while a picker has focus).
+ * starts the loops: the state stream (polling /api/state every 500 ms only while it is
+ * down), /api/lots every 3 s, the catalogue every 20 s (not while a picker has focus).
  */
 import { api } from "./api.js";
 import { refreshCatalog, renderOptions, wireCatalog } from "./catalog.js";
 import { both, lang, t, toggleLang } from "./i18n.js";
-import { onLotPhoto, refreshLots, renderHeld, renderLots } from "./lots.js";
+import { onLotPhoto, onLotRow, refreshLots, renderHeld, renderLots } from "./lots.js";
 import { $, el, renderMessage, showError, showMessage } from "./page.js";
+import { lotPaperButtons, renderTotals, wirePaper } from "./paper.js";
+import { lotCorrectionButtons, renderCorrections, wireCorrections } from "./corrections.js";
+import { renderOrders, wireOrders } from "./orders.js";
 import { openPhoto, renderPhoto, wirePhoto } from "./photo.js";
 import { pollState, recordLot, refitWeight, renderState, updateRecordButton, wireTare } from "./station.js";
+import { renderPeople, wirePeople } from "./people.js";
+import { person, renderPerson, signIn } from "./signin.js";
+import { startStream } from "./stream.js";
+import { renderTabs, wireTabs } from "./tabs.js";
 
 const LOTS_EVERY_MS = 3000;
 const CATALOG_EVERY_MS = 20000;
@@ -46,12 +60,18 @@ function applyLanguage() {
 }
 
 function renderAll() {
+  renderPerson();
+  renderPeople();
   renderState();
   renderOptions();
   renderLots();
   renderHeld();
   renderMessage();
   renderPhoto();
+  renderTotals();
+  renderCorrections();
+  renderOrders();
+  renderTabs();
 }
 
 // ---------------------------------------------------------------- simulator
@@ -90,11 +110,19 @@ function wireSimulator() {
 
 // ---------------------------------------------------------------- start
 
-function start() {
+async function start() {
   el.langToggle.addEventListener("click", () => {
     toggleLang();
     applyLanguage();
   });
+  await signIn(); // nothing else is fetched before someone has signed in
+  if (person.role === "courier") {
+    window.location.replace("handover.html"); // couriers hand parcels over (issue 14)
+    applyLanguage();
+    showMessage("error", both("courier_elsewhere"));
+    return;
+  }
+  $("handover-open").hidden = person.role !== "lead"; // a lead opens the handover page too
   el.producerSelect.addEventListener("change", updateRecordButton);
   el.productSelect.addEventListener("change", updateRecordButton);
   el.record.addEventListener("click", recordLot);
@@ -103,13 +131,20 @@ function start() {
   wireTare();
   wirePhoto();
   onLotPhoto(openPhoto);
+  onLotRow((lot) => [...lotPaperButtons(lot), ...lotCorrectionButtons(lot)]);
+  wireCorrections(); // a lead's card: edit farmers and products, merge farmers
+  wirePeople(); // a lead's card: who may sign in here
+  wirePaper();
+  wireOrders(); // the orders tab: its list loads when the tab is shown
   window.addEventListener("resize", refitWeight);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) pollState();
   });
 
+  wireTabs();
   applyLanguage();
   pollState();
+  startStream();
   refreshCatalog();
   refreshLots();
   setInterval(refreshLots, LOTS_EVERY_MS);

@@ -65,7 +65,6 @@ export const el = {
   proposalGrade: $("proposal-grade"),
   reasons: $("reasons"),
   photoNote: $("photo-note"),
-  graderName: $("grader-name"),
   gradeButtons: $("grade-buttons"),
   gradeConfirmed: $("grade-confirmed"),
 };

@@ -3,9 +3,10 @@
  * After "Ghi & In" (or a lot's photo button) the photo card opens: take a photo with
  * the station camera or upload one from a phone, see the proposed grade and the
  * measurements behind it (or why the photo was declined), and confirm or change the
- * grade with one button. The grader's name is remembered on this device.
+ * grade with one button, as the signed-in person.
  */
 import { api } from "./api.js";
+import { faultText } from "./faults.js";
 import { gradeLabel } from "./format.js";
 import { both, lang, t } from "./i18n.js";
 import { refreshLots } from "./lots.js";
@@ -46,7 +47,7 @@ function renderPhotoButtons() {
   el.uploadInput.disabled = photoBusy;
   el.photoBusy.hidden = !photoBusy;
   const problem = cam && (cam.status === "no_device" || cam.status === "error");
-  const text = problem ? (lang === "en" && cam.error_en) || cam.error : "";
+  const text = problem ? faultText(cam.fault) : "";
   el.cameraProblem.hidden = !text;
   el.cameraProblem.textContent = text || "";
 }
@@ -101,10 +102,12 @@ export function renderPhoto() {
     : t("proposal_none");
   el.proposalGrade.dataset.grade = proposal ? proposal.grade : "";
   el.reasons.textContent = "";
-  for (const r of (proposal && proposal.reasons) || []) {
+  // The station's short reasons (at most three, the one that set the grade first).
+  for (const r of ((proposal && proposal.reasons) || []).slice(0, 3)) {
     const li = document.createElement("li");
     li.setAttribute("data-testid", "reason");
     li.dataset.passed = String(Boolean(r.passed));
+    li.dataset.deciding = String(Boolean(r.deciding));
     li.textContent = lang === "en" ? r.text_en : r.text_vi;
     el.reasons.appendChild(li);
   }
@@ -165,10 +168,21 @@ async function photoRequest(send) {
     }
   } catch (err) {
     showError(err);
+    // Other produce than the lot's: the photo is kept, not graded; show it with why.
+    if (err.code === "not_the_product") await reloadPhotoView();
   } finally {
     photoBusy = false;
     renderPhoto();
     refreshLots();
+  }
+}
+
+async function reloadPhotoView() {
+  if (!photoView) return;
+  try {
+    photoView = await api("GET", "/lots/" + encodeURIComponent(photoView.lot_id) + "/photos");
+  } catch (_e) {
+    /* the error already shown says what to do */
   }
 }
 
@@ -183,18 +197,13 @@ function uploadPhoto() {
   photoRequest((lotId) => api("POST", "/lots/" + encodeURIComponent(lotId) + "/photos", file, 120000));
 }
 
-function graderName() {
-  return el.graderName.value.trim() || "staff";
-}
-
 async function confirmGrade(g) {
   if (photoBusy || !photoView) return;
   photoBusy = true;
   renderPhoto();
   try {
     const res = await api("POST", "/lots/" + encodeURIComponent(photoView.lot_id) + "/grade", {
-      grade: g,
-      by: graderName(),
+      grade: g, // confirmed by whoever is signed in (the station knows)
     });
     photoView = res;
     showMessage(
@@ -216,17 +225,5 @@ export function wirePhoto() {
   el.photoClose.addEventListener("click", () => {
     photoView = null;
     renderPhoto();
-  });
-  try {
-    el.graderName.value = window.localStorage.getItem("station.grader") || "";
-  } catch (_e) {
-    /* private mode */
-  }
-  el.graderName.addEventListener("change", () => {
-    try {
-      window.localStorage.setItem("station.grader", el.graderName.value.trim());
-    } catch (_e) {
-      /* private mode: typed again next time */
-    }
   });
 }

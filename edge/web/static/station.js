@@ -1,7 +1,7 @@
 /* station.js: the live station and the "Ghi & In" button.
  *
- * Polls GET /api/state every 500 ms (every 5 s while the page is hidden) and shows
- * it: the weight in big digits, the scale's status, tare and zero, the status card
+ * Shows the state the station pushes (stream.js, GET /api/events), or, only while that
+ * stream is down, polls GET /api/state every 500 ms (every 5 s while the page is hidden): the weight in big digits, the scale's status, tare and zero, the status card
  * (outbox, central link with a warning when it runs without TLS, printer, camera)
  * and the connection-lost banner. The record button is enabled only when a farmer,
  * a product and a stable positive weight are there; it says why not. recordLot()
@@ -9,9 +9,11 @@
  */
 import { api, ApiError } from "./api.js";
 import { formatKg, formatTime, setSiteTimeZone } from "./format.js";
-import { both, lang, t } from "./i18n.js";
+import { faultText } from "./faults.js";
+import { both, t } from "./i18n.js";
 import { noteJobCounts, refreshLots } from "./lots.js";
 import { el, live, showError, showMessage } from "./page.js";
+import { offerReceipt } from "./paper.js";
 import { openPhoto, renderCamera } from "./photo.js";
 
 const STATE_EVERY_MS = 500;
@@ -65,7 +67,9 @@ export function renderState() {
   el.weight.dataset.status = status;
   renderWeight(status === "offline" || status === "unknown" ? null : sc.weight_g);
   el.weightLabel.textContent = t(sc.net ? "weight_label_net" : "weight_label");
-  const detail = status !== "stable" && sc.error ? String(sc.error) : "";
+  // A fault is a sentence in the page's language (faults.js), never the raw error.
+  const detail = status !== "stable" ? faultText(sc.fault) : "";
+  el.scaleDetail.dataset.fault = detail && sc.fault ? String(sc.fault.code) : "";
   el.scaleDetail.hidden = !detail;
   el.scaleDetail.textContent = detail;
   renderTare(sc, status);
@@ -91,7 +95,7 @@ export function renderState() {
   const printer = station.printer || {};
   const pstatus = printer.status || "unknown";
   el.printerStatus.dataset.status = pstatus;
-  el.printerStatus.textContent = ["ready", "offline", "paper_out", "cover_open", "error"].includes(pstatus)
+  el.printerStatus.textContent = ["unknown", "ready", "offline", "paper_out", "cover_open", "error"].includes(pstatus)
     ? t("printer_" + pstatus)
     : String(pstatus);
   const jobs = printer.jobs || {};
@@ -101,9 +105,11 @@ export function renderState() {
   if (jobs.failed) parts.push(t("jobs_failed", { n: jobs.failed }));
   el.printerQueued.textContent = parts.join(" · ");
   el.printerQueued.dataset.queued = String(waiting);
-  const perror = (lang === "en" && printer.error_en) || printer.error;
-  el.printerError.hidden = !perror || pstatus === "ready";
-  el.printerError.textContent = perror ? String(perror) : "";
+  // Why it does not print, or a warning while it prints (paper near its end).
+  const perror = faultText(printer.fault);
+  el.printerError.hidden = !perror;
+  el.printerError.textContent = perror;
+  el.printerError.dataset.fault = perror ? String(printer.fault.code) : "";
 
   renderCamera(station.camera);
   updateRecordButton();
@@ -201,7 +207,29 @@ let stateTimer = null;
 let stateInFlight = false;
 let stateAgain = false;
 
-/** One polling loop: a call while a request is out asks for another round right after it. */
+let pushed = false; // the event stream (stream.js) is up: no polling loop
+
+/** stream.js: the station pushes its state (true), or the stream is down (false: poll). */
+export function setPushed(on) {
+  if (on === pushed) return;
+  pushed = on;
+  if (on) clearTimeout(stateTimer);
+  else pollState();
+}
+
+/** A GET /api/state body, polled or pushed: remember it and show it. */
+export function applyState(s) {
+  const before = live.station;
+  live.station = s;
+  live.connected = true;
+  live.polled = true;
+  if (changedCounts(before, s)) refreshLots();
+  noteJobCounts((s.printer && s.printer.jobs) || {});
+  renderState();
+}
+
+/** One GET /api/state now; while the event stream is down, also the polling loop. A call
+ * while a request is out asks for another round right after it. */
 export async function pollState() {
   if (stateInFlight) {
     stateAgain = true;
@@ -209,23 +237,21 @@ export async function pollState() {
   }
   stateInFlight = true;
   clearTimeout(stateTimer);
+  let s = null;
   try {
-    const s = await api("GET", "/state", undefined, 4000);
-    const before = live.station;
-    live.station = s;
-    live.connected = true;
-    if (changedCounts(before, s)) refreshLots();
-    noteJobCounts((s.printer && s.printer.jobs) || {});
+    s = await api("GET", "/state", undefined, 4000);
   } catch (_e) {
     live.connected = false;
   } finally {
     stateInFlight = false;
     live.polled = true;
   }
-  renderState();
-  const delay = stateAgain ? 0 : document.hidden ? STATE_HIDDEN_EVERY_MS : STATE_EVERY_MS;
+  if (s) applyState(s);
+  else renderState();
+  const again = stateAgain;
   stateAgain = false;
-  stateTimer = setTimeout(pollState, delay);
+  if (again) stateTimer = setTimeout(pollState, 0);
+  else if (!pushed) stateTimer = setTimeout(pollState, document.hidden ? STATE_HIDDEN_EVERY_MS : STATE_EVERY_MS);
 }
 
 /** Print and sync progress show in the lots list: reload it when the counts move. */
@@ -275,7 +301,7 @@ export async function recordLot() {
     showMessage(
       "ok",
       both("recorded", (l) => ({
-        seq: lot.seq,
+        seq: lot.day_no ?? lot.seq, // the daily lot number, as on the label
         time: formatTime(lot.recorded_at),
         weight: formatKg(lot.net_g, l),
         producer: lot.producer_name,
@@ -285,6 +311,7 @@ export async function recordLot() {
     el.message.dataset.lotId = lot.id;
     el.message.dataset.seq = String(lot.seq);
     openPhoto(lot.id);
+    offerReceipt(lot); // "In phiếu" for a priced lot, right under the message
   } catch (err) {
     if (err instanceof ApiError && err.code === "network") {
       showMessage("error", both("record_unknown"));

@@ -1,0 +1,1 @@
+"""People who sign in at the station (issue 12)."""
