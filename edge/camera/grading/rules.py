@@ -9,6 +9,9 @@ A rules file is ``<rules_dir>/<product>.toml``::
     C = [ ... ]                              # "reject" takes no conditions
 
 A photo gets the best grade whose conditions all hold, the last grade otherwise.
+An optional ``[costs]`` table prices a calibrated model's mistakes (keyed by the
+model's class names; see costs.py): its shape is checked here, its class names when
+a model is used.
 Keys are those of :func:`edge.camera.grading.measure.lot_summary`; sizes only in
 millimetres (a size in pixels depends on how far the camera is). An optional
 ``band`` per condition is the width of the "uncertain" zone around the threshold,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -223,6 +227,11 @@ class RulesFile(BaseModel):
     looks: Looks | None = Field(
         None, description="What the produce looks like (optional; without it any is graded)."
     )
+    costs: dict[str, Any] | None = Field(
+        None,
+        description="What a calibrated model's mistakes cost: unsure = N and "
+        "[costs.<true class>] <graded as> = N (optional; see costs.py).",
+    )
 
     @model_validator(mode="after")
     def _grades_match(self) -> RulesFile:
@@ -259,6 +268,7 @@ class Rules:
     grades: tuple[str, ...]
     conditions: dict[str, tuple[Condition, ...]]
     looks: Looks | None = None
+    costs: Mapping[str, Any] | None = None  # the raw [costs] table, shape checked
 
     def measurement_keys(self) -> frozenset[str]:
         return frozenset(c.key for cs in self.conditions.values() for c in cs)
@@ -275,17 +285,61 @@ class Rules:
 
 def parse_rules(data: dict[str, Any], product: str, file: str = "<rules>") -> Rules:
     """Validate parsed TOML; :class:`RulesError` lists every problem as (key, reason)."""
+    raw_costs = data.get("costs")
+    problems = cost_table_problems(raw_costs) if isinstance(raw_costs, dict) else []
     try:
         parsed = RulesFile.model_validate(data)
     except ValidationError as exc:
-        raise RulesError(file, _describe(exc)) from None
+        raise RulesError(file, _describe(exc) + problems) from None
+    if problems:
+        raise RulesError(file, problems)
     return Rules(
         product=product,
         file=file,
         grades=tuple(parsed.grades),
         conditions={g: tuple(parsed.conditions.get(g, ())) for g in parsed.grades},
         looks=parsed.looks,
+        costs=parsed.costs,
     )
+
+
+def _cost_problem(value: Any, key: str) -> tuple[str, str] | None:
+    """Why ``value`` is not a usable cost, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return key, f"a cost is a number (got {value!r})"
+    if not math.isfinite(value) or value < 0:
+        return key, f"a cost is a finite number of 0 or more (got {value!r})"
+    return None
+
+
+def cost_table_problems(table: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The shape of a ``[costs]`` table as (key, reason) pairs: ``unsure`` a number above
+    0, every other key a table of ``graded-as = cost`` (a finite number of 0 or more),
+    a right grade not priced. The class names are checked against the model's
+    classes when a model is used (costs.costs_for)."""
+    problems: list[tuple[str, str]] = []
+    for true, row in table.items():
+        key = f"costs.{true}"
+        if true == "unsure":
+            bad = _cost_problem(row, key)
+            if bad is None and row == 0:
+                bad = key, "asking the lead takes their time: a cost above 0 (e.g. 0.3)"
+            problems += [bad] if bad else []
+            continue
+        if not isinstance(row, dict):
+            hint = "unsure = N, or " if isinstance(row, int | float) else ""
+            reason = (
+                f"{hint}a table [costs.{true}] whose keys are the grades a {true!r} photo "
+                f"may be given, e.g. [costs.{true}] other = 5 (got {row!r})"
+            )
+            problems.append((key, reason))
+            continue
+        for graded, cost in row.items():
+            bad = _cost_problem(cost, f"{key}.{graded}")
+            if bad is None and graded == true and cost != 0:
+                bad = f"{key}.{graded}", "a right grade costs nothing; leave it out"
+            problems += [bad] if bad else []
+    return problems
 
 
 def _describe(exc: ValidationError) -> list[tuple[str, str]]:
