@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.camera.dataset_cli import add_dataset_command
 from edge.camera.grading.evaluate import (
     DatasetError,
     calibrate_folder,
@@ -276,3 +277,4 @@ def add_grade_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     grade.add_argument("--annotate", type=Path, metavar="OUT.png", help="draw what was measured")
     grade.add_argument("--out", type=Path, metavar="MODEL", help="(calibrate) where to save")
     grade.set_defaults(func=cmd_grade)
+    add_dataset_command(grade)  # edge grade dataset export (edge/camera/dataset_cli.py)
