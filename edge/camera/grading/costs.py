@@ -11,7 +11,11 @@ back only loses a little of its price. A product's rules file says so in an opti
     [costs.bad]           # a photo that truly shows "bad" ...
     good = 10             # ... graded "good" costs ten times a plain mistake
 
-A confusion not listed costs 1, a right grade 0. For probabilities ``p`` the expected
+A confusion not listed costs 1, a right grade 0. A table that names none of the
+model's classes was written for other folder names (the shipped defaults, say, and a
+cooperative that calibrated with its own): its confusions do not apply, every one
+costs 1 and :attr:`Costs.note` says so; a table that names some of them and a name
+that is not one is a typo, refused. For probabilities ``p`` the expected
 cost of grading as class ``j`` is ``sum_i p_i * cost[i, j]``; the grade given is the
 one with the lowest expected cost, and when even that costs more than asking the
 lead, the photo is not graded ("không chắc chắn — nhờ trưởng trạm xem"). Without a
@@ -49,6 +53,7 @@ class Costs:
     classes: tuple[str, ...]
     matrix: Floats  # [true class, graded as]; 0 on the diagonal
     unsure: float  # what asking the lead costs (staff time), same unit as a mistake
+    note: str | None = None  # why the table's confusions were not used (for reports)
 
     def expected(self, proba: Floats) -> Floats:
         """The expected cost of each possible grade, for one photo's probabilities (a
@@ -106,6 +111,15 @@ def costs_for(table: Mapping[str, Any] | None, classes: Sequence[str], file: str
     if problems:
         raise RulesError(file, problems)
     listed = ", ".join(names)
+    unsure = float(table.get("unsure", DEFAULT_UNSURE))
+    rows = {k: r for k, r in table.items() if k != "unsure"}
+    named = set(rows) | {g for r in rows.values() for g in r}
+    if named and not named & set(names):
+        note = (
+            f"{file}: costs: names none of the model's classes ({listed}); every mistake "
+            "costs 1 (write [costs] with these names to price them)"
+        )
+        return Costs(names, matrix, unsure, note)
     for true, row in table.items():
         if true == "unsure":
             continue
@@ -119,7 +133,7 @@ def costs_for(table: Mapping[str, Any] | None, classes: Sequence[str], file: str
             matrix[names.index(true), names.index(graded)] = float(cost)
     if problems:
         raise RulesError(file, problems)
-    return Costs(names, matrix, float(table.get("unsure", DEFAULT_UNSURE)))
+    return Costs(names, matrix, unsure)
 
 
 def _not_a_class(name: str, names: tuple[str, ...], listed: str) -> str:

@@ -8,6 +8,12 @@ The check uses what the rules grader already measures of each item: its colour c
 and its elongation are allowed, and a photo where fewer than half the whole items fit
 is declined with ``not_the_product``. The other products' ``[looks]`` name what the
 produce looks like instead ("như chuối"). Pure: a measurement in, a verdict out.
+
+A calibrated model may carry a learnt product check as well (this product against
+the other products' calibration photos, ``Model.product_probability``): grade.py asks
+it first and declines with :func:`failed_check`, naming the product the photo looks
+like when the check was trained against one product only, else the one whose
+``[looks]`` most of the items fit.
 """
 
 from __future__ import annotations
@@ -81,11 +87,33 @@ def check_looks(
     )
 
 
-def _lookalike(odd: Sequence[Item], looks: Looks, others: Sequence[Looks]) -> Looks | None:
+def failed_check(
+    looks: Looks | None, like: Looks | None, probability: float, threshold: float
+) -> Declined:
+    """The refusal of a photo the model's product check did not take for the product
+    (``probability`` below ``threshold``); ``like``: what it looks like instead."""
+    name, name_en = (looks.name, looks.name_en) if looks else ("sản phẩm của lô", "the product")
+    seen_vi = f" (trông giống {like.name})" if like else ""
+    seen_en = f" (it looks like {like.name_en})" if like else ""
+    return Declined(
+        Reason.NOT_THE_PRODUCT,
+        f"Ảnh không giống {name}{seen_vi}. Kiểm tra lô và chụp lại.",
+        f"The photo does not look like {name_en}{seen_en}. Check the lot and retake.",
+        {"product_probability": probability, "threshold": threshold},
+    )
+
+
+def looks_like(m: TrayMeasurement, looks: Looks | None, others: Sequence[Looks]) -> Looks | None:
+    """The other product that most of the photo's whole items fit, if any does."""
+    items = [i for i in m.items if not i.at_edge] or list(m.items)
+    return _lookalike(items, looks, others) if items else None
+
+
+def _lookalike(odd: Sequence[Item], looks: Looks | None, others: Sequence[Looks]) -> Looks | None:
     """The other product most of the odd items look like, if any."""
     best: tuple[int, Looks] | None = None
     for other in others:
-        if other.name == looks.name:
+        if looks is not None and other.name == looks.name:
             continue
         n = sum(1 for i in odd if fits(i, other))
         if n / len(odd) >= MIN_FIT_SHARE and (best is None or n > best[0]):

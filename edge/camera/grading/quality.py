@@ -4,10 +4,16 @@
 the tray (:func:`edge.camera.grading.measure.measure_tray`), then declines a photo
 with no items, or without the size marker when the caller's rules need sizes in mm.
 Everything is a pure function of the image.
+
+:func:`unsure` is the other kind of refusal: a usable photo whose calibrated model
+found no grade cheaper than asking the station lead (costs.py). It is not the
+photo's fault, so its message never says to retake it; it names the two likeliest
+grades and how likely each is, for the lead who decides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -17,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.camera.grading.measure import TrayMeasurement, WorkImage, measure_tray
+from edge.gradenames import Lang, grade_label
 
 # Thresholds on the half-resolution grey image; see PhotoStats.
 OVEREXPOSED_SHARE = 0.25  # more than this share of pixels at 250 or above
@@ -34,6 +41,7 @@ class Reason(StrEnum):
     UNDEREXPOSED = "underexposed"
     MARKER_MISSING = "marker_missing"
     NOT_THE_PRODUCT = "not_the_product"  # other produce than the lot's (plausible.py)
+    UNSURE = "unsure"  # a usable photo, but no grade is sure enough: a lead decides
 
 
 MESSAGES: dict[Reason, tuple[str, str]] = {
@@ -61,7 +69,12 @@ MESSAGES: dict[Reason, tuple[str, str]] = {
         "Ảnh không giống sản phẩm của lô. Kiểm tra lô và chụp lại.",
         "The photo does not look like the lot's product. Check the lot and retake.",
     ),
+    Reason.UNSURE: (  # unsure() names the two likeliest grades (and has the dash in English)
+        "Không chắc chắn — nhờ trưởng trạm xem và chọn hạng.",
+        "Not sure - ask the station lead to look and choose the grade.",
+    ),
 }
+NBSP = "\u00a0"  # "55 %": a number never parts from its unit
 
 
 @dataclass(frozen=True)
@@ -152,3 +165,25 @@ def assess(
     if require_marker and m.scale_source != "aruco":
         return Declined.of(Reason.MARKER_MISSING)
     return m
+
+
+def _likely(grade: str, share: float, lang: Lang) -> str:
+    """ "hạng B (55 %)": a grade in a sentence and its chance in whole percent."""
+    label = grade_label(grade, lang)
+    return f"{label[:1].lower()}{label[1:]} ({round(100 * share)}{NBSP}%)"
+
+
+def unsure(classes: Sequence[str], proba: Sequence[float]) -> Declined:
+    """The refusal for a photo the station is not sure of, naming the two likeliest
+    grades with their chance ("Không chắc chắn — nhờ trưởng trạm xem: có thể là hạng
+    good (55 %) hoặc hạng bad (45 %)."); ``detail`` holds every class's probability
+    (``p_<class>``)."""
+    ranked = sorted(range(len(classes)), key=lambda i: -float(proba[i]))[:2]
+    vi = " hoặc ".join(_likely(classes[i], float(proba[i]), "vi") for i in ranked)
+    en = " or ".join(_likely(classes[i], float(proba[i]), "en") for i in ranked)
+    return Declined(
+        Reason.UNSURE,
+        f"Không chắc chắn — nhờ trưởng trạm xem: có thể là {vi}.",
+        f"Not sure — ask the station lead to look: {en}.",
+        {f"p_{c}": float(p) for c, p in zip(classes, proba, strict=True)},
+    )
