@@ -70,7 +70,7 @@ _JPEGS: dict[tuple[str, int], bytes] = {}
 def tray(kind: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     items = scenes.random_items(rng, count=3, kind=kind)
-    return scenes.make_scene(items, size=(480, 360), px_per_mm=1.5, seed=seed).image
+    return scenes.make_scene(items, size=(320, 240), px_per_mm=1.0, seed=seed).image
 
 
 class Station:
@@ -395,12 +395,13 @@ def test_the_command_prints_a_summary_and_fails_clearly(
 
     assert main([*base, "--since", "2026-11-23"]) == 0
     text = capsys.readouterr().out
-    assert "1 photo(s) added, 1 already there" in text
+    assert "1 photo(s) added (1 hard-linked), 1 already there" in text
     assert "banana/A: 1 (+1)" in text and "potato/B: 1 (+0)" in text
 
     for argv, words in [
         (["export", str(tmp_path / "no" / "out")], "no such folder"),
         (["export", str(config)], "is a file, not a folder"),
+        (["export", str(st.photos_dir / "export")], "inside the station's photo folder"),
     ]:
         assert main(["grade", "dataset", *argv, "--config", str(config)]) == 2
         err = capsys.readouterr().err

@@ -351,9 +351,11 @@ class Summary:
         }
 
     def text(self) -> list[str]:
+        added = sum(self.added.values())
+        linked = f" ({self.linked} hard-linked)" if self.linked else ""
         lines = [
-            f"{self.out}: {sum(self.added.values())} photo(s) added, {self.already} already "
-            f"there, {len(self.moved)} moved to a new grade, {len(self.withdrawn)} taken out"
+            f"{self.out}: {added} photo(s) added{linked}, {self.already} already there, "
+            f"{len(self.moved)} moved to a new grade, {len(self.withdrawn)} taken out"
         ]
         for (product, grade), n in sorted(self.total.items()):
             lines.append(f"  {product}/{grade}: {n} (+{self.added[(product, grade)]})")
@@ -532,6 +534,11 @@ def write(out: Path, selection: Selection, photos_root: Path) -> Summary:
     manifest and each product's groups.csv. A photo file missing on the disk is reported
     and skipped. On the photos' own filesystem the photos are hard-linked (no space
     taken); elsewhere the copies must fit the free space before any is made."""
+    if out.resolve().is_relative_to(photos_root.resolve()):
+        raise ExportError(
+            f"{out} is inside the station's photo folder {photos_root}, whose clean-up at "
+            "start removes photo files it has no row for: export somewhere else"
+        )
     prepare_out(out)
     before = read_manifest(out)
     listed = {r["photo_id"] for r in before}
@@ -552,42 +559,43 @@ def write(out: Path, selection: Selection, photos_root: Path) -> Summary:
     if not link:
         _check_space(out, sum(s.stat().st_size for _, s in present))
 
-    rows: list[dict[str, str]] = list(p.kept)
+    # the manifest says what is on the disk at every step: written however the run ends
+    rows = {r["photo_id"]: r for r in before}
+    why = {s.photo_id: s.reason for s in selection.skipped}
     try:
         for row in p.withdrawn:
             (out / row["file"]).unlink(missing_ok=True)
-            why = next(
-                (s.reason for s in selection.skipped if s.photo_id == row["photo_id"]),
-                Skip.VOIDED,
-            )
-            summary.withdrawn.append({**row, "reason": why.value})
+            del rows[row["photo_id"]]
+            summary.withdrawn.append({**row, "reason": why[row["photo_id"]].value})
         for row, item in p.moved:
             target = out / item.product / item.file
             if (out / row["file"]).is_file():
                 files.make_dirs_durably(target.parent)
                 os.replace(out / row["file"], target)
-            new_row = {**item.manifest_row(row["sha256"])}
+            rows[item.photo_id] = item.manifest_row(row["sha256"])
             summary.moved.append(
-                {"photo_id": item.photo_id, "from": row["file"], "to": new_row["file"]}
+                {
+                    "photo_id": item.photo_id,
+                    "from": row["file"],
+                    "to": f"{item.product}/{item.file}",
+                }
             )
-            rows.append(new_row)
         for item, source in present:
-            target = out / item.product / item.file
             try:
                 digest = _sha256(source)
-                summary.linked += _place(source, target, link)
+                summary.linked += _place(source, out / item.product / item.file, link)
             except FileNotFoundError:  # retention or a person removed it meanwhile
                 summary.skipped.append(
                     Skipped(item.photo_id, item.lot_id, item.product, item.grade, Skip.MISSING)
                 )
                 continue
-            rows.append(item.manifest_row(digest))
+            rows[item.photo_id] = item.manifest_row(digest)
             summary.added[(item.product, item.grade)] += 1
     except OSError as exc:
-        _write_lists(out, rows, before)
         raise _io_error("placing the photos", out, exc) from exc
-    _write_lists(out, rows, before)
-    summary.total = Counter((r["product"], r["grade"]) for r in rows)
+    finally:
+        _write_lists(out, list(rows.values()), before)
+    summary.total = Counter((r["product"], r["grade"]) for r in rows.values())
     return summary
 
 
