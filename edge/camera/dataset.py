@@ -31,9 +31,15 @@ whoever confirmed (staff, lead, ...), never the name: the dataset leaves the sta
 Running again into the same ``OUT`` adds only photos not yet in its manifest (by photo
 id). A photo already exported whose lot's label has changed since (a new confirmation)
 is moved to its new grade folder, and one whose lot was voided since is taken out; a
-photo a person deleted from ``OUT`` stays listed and is not exported again. Photos are
-placed first and the manifest and ``groups.csv`` written after (each atomically), so a
-run cut short is finished by running it again.
+photo a person deleted from ``OUT`` stays listed and is not exported again. Each photo
+is placed whole (a temporary name renamed), then the manifest and every ``groups.csv``
+are rewritten atomically, also when a run stops on an error (disk full), so they list
+what is on the disk and running again goes on where it stopped.
+
+A hard link takes no space, but it keeps a photo's bytes on the card after retention
+lets the station's own name go: on the station's card, move the export off (a USB disk)
+and delete it. ``OUT`` inside the photo folder is refused (the station's start-up
+clean-up removes photo files it has no row for).
 
 The choice of what to export (:func:`select`, :func:`plan`) is pure, from the
 database's rows; :func:`read_station` reads those rows in one read-only snapshot (the
