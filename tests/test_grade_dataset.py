@@ -406,6 +406,10 @@ def test_the_command_prints_a_summary_and_fails_clearly(
         assert main(["grade", "dataset", *argv, "--config", str(config)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("edge grade dataset: ") and words in err, err
+    assert main([*base, "--product", "bananna"]) == 2
+    err = capsys.readouterr().err
+    assert "no lots of product 'bananna'" in err
+    assert "banana (Chuối tiêu), potato (Khoai tây)" in err
     missing = tmp_path / "other.toml"
     missing.write_text(f'[storage]\npath = "{tmp_path / "none.db"}"\n', encoding="utf-8")
     assert main(["grade", "dataset", "export", str(out), "--config", str(missing)]) == 2

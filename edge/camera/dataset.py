@@ -144,17 +144,26 @@ class Rows:
     roles: Mapping[str, str]
 
 
+def product_folder(lot: Mapping[str, Any]) -> str:
+    """A lot's product folder: its grading key (what calibrate and the station's models
+    go by), else its name."""
+    return safe_name(str(lot.get("grading") or lot["product"]))
+
+
+def _names(lot: Mapping[str, Any]) -> set[str]:
+    """What ``--product`` may call a lot's product, case-folded."""
+    names = {product_folder(lot), str(lot["product"]), str(lot.get("grading") or "")}
+    return {n.casefold() for n in names if n}
+
+
 @dataclass(frozen=True)
 class Filters:
     products: frozenset[str] = frozenset()  # grading keys or product names; empty: all
     since: date | None = None  # the photo's local day, inclusive
     until: date | None = None
 
-    def wants_product(self, lot: Mapping[str, Any], folder: str) -> bool:
-        if not self.products:
-            return True
-        names = {folder, str(lot["product"]), str(lot.get("grading") or "")}
-        return bool({n.casefold() for n in names} & {p.casefold() for p in self.products})
+    def wants_product(self, lot: Mapping[str, Any]) -> bool:
+        return not self.products or bool(_names(lot) & {p.casefold() for p in self.products})
 
     def wants_day(self, day: date) -> bool:
         return (self.since is None or day >= self.since) and (
@@ -234,10 +243,28 @@ def local_day(taken_at: str, tz: tzinfo) -> date:
     return parse_iso(taken_at).astimezone(tz).date()
 
 
+def _check_products(filters: Filters, lots: Sequence[Mapping[str, Any]]) -> None:
+    """A ``--product`` naming no product of the station's lots is a mistake (a typo would
+    otherwise export the other products and say nothing)."""
+    named: set[str] = set()
+    known: dict[str, str] = {}
+    for lot in lots:
+        named |= _names(lot)
+        known.setdefault(product_folder(lot), str(lot["product"]))
+    unknown = sorted(p for p in filters.products if p.casefold() not in named)
+    if unknown:
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(known.items())) or "none"
+        raise ExportError(
+            f"no lots of product {', '.join(map(repr, unknown))} at this station; its "
+            f"products with lots: {listed}. Give --product a grading key or a name"
+        )
+
+
 def select(rows: Rows, tz: tzinfo, filters: Filters = Filters()) -> Selection:
     """The photos to export, each labelled with its lot's latest confirmed grade, and
     the photos of confirmed lots left out with the reason (module docstring)."""
     lots = {str(lot["id"]): lot for lot in rows.lots}
+    _check_products(filters, rows.lots)
     confirmed = latest_confirmations(rows.confirmations)
     items: list[Item] = []
     skipped: list[Skipped] = []
@@ -246,9 +273,9 @@ def select(rows: Rows, tz: tzinfo, filters: Filters = Filters()) -> Selection:
         lot = lots.get(str(photo["lot_id"]))
         if lot is None:
             continue
-        product = safe_name(str(lot.get("grading") or lot["product"]))
+        product = product_folder(lot)
         day = local_day(str(photo["taken_at"]), tz)
-        if not (filters.wants_product(lot, product) and filters.wants_day(day)):
+        if not (filters.wants_product(lot) and filters.wants_day(day)):
             continue
         c = confirmed.get(str(lot["id"]))
         if c is None:
