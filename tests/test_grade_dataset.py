@@ -346,6 +346,24 @@ def test_a_photo_missing_on_disk_is_reported_and_the_rest_exported(
     assert [s.photo_id for s in run_export(st, out).skipped] == [lost]
 
 
+def test_photos_retention_let_go_are_skipped_and_exported_ones_keep_up(
+    station: Station, tmp_path: Path
+) -> None:
+    st = station
+    exported = st.graded(st.banana, "yellow", "A", "A")
+    out = tmp_path / "dataset"
+    run_export(st, out)
+    late = st.graded(st.banana, "yellow", "A", "A")  # confirmed, not exported yet
+    st.photos.limit_bytes = 1
+    assert st.photos.enforce_retention().deleted == 2  # both JPEGs let go
+    st.grades.confirm(exported[0], "B", LEAD)
+    summary = run_export(st, out)
+    assert [(s.photo_id, s.reason) for s in summary.skipped] == [(late[1], Skip.RETENTION)]
+    # the export's hard link still holds the photo, and it follows the new grade
+    assert files_under(out) == [f"banana/B/{exported[1]}.jpg"]
+    assert [m["photo_id"] for m in summary.moved] == [exported[1]]
+
+
 def test_the_exported_folder_calibrates_with_its_groups(station: Station, tmp_path: Path) -> None:
     st = station
     for _ in range(2):

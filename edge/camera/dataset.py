@@ -183,6 +183,9 @@ class Item:
     group: str  # "<site>/<local day>"
     role: str  # who confirmed: their role
     source: str  # path relative to the station's photo folder
+    # retention let the station's JPEG go: an export made before keeps its label up to
+    # date, a new one cannot be made
+    released: bool = False
 
     @property
     def file(self) -> str:
@@ -288,8 +291,6 @@ def select(rows: Rows, tz: tzinfo, filters: Filters = Filters()) -> Selection:
             reason = Skip.VOIDED
         elif corrected_at and parse_iso(str(corrected_at)) > parse_iso(str(c["confirmed_at"])):
             reason = Skip.PRODUCT_CORRECTED
-        elif photo["deleted_at"]:
-            reason = Skip.RETENTION
         if reason is not None:
             skipped.append(Skipped(str(photo["id"]), str(lot["id"]), product, grade, reason))
             continue
@@ -303,6 +304,7 @@ def select(rows: Rows, tz: tzinfo, filters: Filters = Filters()) -> Selection:
                 group=f"{lot['site_id']}/{day.isoformat()}",
                 role=rows.roles.get(name_key(str(c["confirmed_by"])), UNKNOWN_ROLE),
                 source=str(photo["path"]),
+                released=bool(photo["deleted_at"]),
             )
         )
     return Selection(items, skipped, unconfirmed)
@@ -585,7 +587,9 @@ def write(out: Path, selection: Selection, photos_root: Path) -> Summary:
             "the station config (--config)"
         )
     link = photos_root.is_dir() and photos_root.stat().st_dev == out.stat().st_dev
-    sources = [(i, photos_root / i.source) for i in p.new]
+    for i in (i for i in p.new if i.released):
+        summary.skipped.append(Skipped(i.photo_id, i.lot_id, i.product, i.grade, Skip.RETENTION))
+    sources = [(i, photos_root / i.source) for i in p.new if not i.released]
     present = [(i, s) for i, s in sources if s.is_file()]
     for i, _ in (x for x in sources if not x[1].is_file()):
         summary.skipped.append(Skipped(i.photo_id, i.lot_id, i.product, i.grade, Skip.MISSING))
