@@ -12,6 +12,12 @@ Memory on a 2 GB Pi: at most ``camera.decode_concurrency`` photos are decoded an
 at once (:attr:`Intake.decoding`), and at most ``camera.upload_buffer_mb`` of upload
 bodies are held at once (:attr:`Intake.buffering`, taken by the upload route before it
 reads a body); whoever waits longer than ``camera.busy_wait_s`` is answered :func:`busy`.
+
+A photo the calibrated model is not sure of (``unsure``: no grade costs less than
+asking) is stored like a declined one, without a proposal, and is not the photo's
+fault: staff are not asked to retake it. A lead looks at the produce and chooses the
+grade; until one does (or a later photo is graded), only a lead may set the lot's
+grade (:meth:`Intake.lead_decides`, :func:`lead_needed`).
 """
 
 from __future__ import annotations
@@ -65,6 +71,18 @@ def unknown_grading(key: str, known: list[str], rules_dir: Path) -> IntakeError:
         f"Không có quy tắc phân loại “{key}”. Chọn một trong: {listed}.",
         f"grading: no rules named {key!r} in {rules_dir}; valid keys: {listed}",
         422,
+    )
+
+
+def lead_needed() -> IntakeError:
+    """The answer to staff setting the grade of a lot the station was not sure of."""
+    return IntakeError(
+        "unsure_needs_lead",
+        "Trạm không chắc chắn về hạng của lô này: trưởng điểm xem nông sản và chọn hạng. "
+        "Nhờ trưởng điểm đăng nhập để chọn.",
+        "The station is not sure of this lot's grade: a lead looks at the produce and "
+        "chooses it. Ask the lead to sign in and choose.",
+        403,
     )
 
 
@@ -280,6 +298,24 @@ class Intake:
             )
         return self.grades.confirm(lot_id, grade, by.strip())
 
+    def lead_decides(self, lot_id: str) -> bool:
+        """True when the lot's latest photo whose produce was judged (graded, or unsure)
+        was unsure: a lead chooses the grade (photos declined for exposure, blur or
+        other produce say nothing of the grade and do not count)."""
+        for row in reversed(self.photos.for_lot(lot_id)):
+            result = json.loads(row["grading"]) if row.get("grading") else {}
+            if result.get("status") == "graded":
+                return False
+            if result.get("reason") == Reason.UNSURE.value:
+                return True
+        return False
+
+    def check_may_grade(self, lot_id: str, lead: bool) -> None:
+        """:func:`lead_needed` when someone who is not a lead sets the grade of a lot
+        the station was not sure of."""
+        if not lead and self.lead_decides(lot_id):
+            raise lead_needed()
+
     def lot_view(self, lot_id: str, photo_id: str | None = None) -> dict[str, Any]:
         """The lot's photos, proposal and confirmed grade, as the page shows them;
         ``photo`` is ``photo_id``'s (the one just taken), else the latest."""
@@ -295,6 +331,7 @@ class Intake:
             "photo": chosen,
             "photos": photos,
             "grade": self.grades.lot_grade(lot_id),
+            "lead_decides": self.lead_decides(lot_id),
         }
 
     def photo_path(self, photo_id: str, thumb: bool) -> Path:

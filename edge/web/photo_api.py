@@ -130,6 +130,7 @@ def confirm_grade(lot_id: str, body: GradeBody, person: Staff, request: Request)
             "confirm the proposal.",
             403,
         )
+    intake.check_may_grade(lot_id, lead=person.role == "lead")  # an unsure photo: a lead
     c = intake.confirm(lot_id, body.grade, person.name)
     return {
         "confirmation": {

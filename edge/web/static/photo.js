@@ -4,6 +4,11 @@
  * the station camera or upload one from a phone, see the proposed grade and the
  * measurements behind it (or why the photo was declined), and confirm or change the
  * grade with one button, as the signed-in person.
+ *
+ * A photo the station is not sure of ("unsure": its model found no grade cheaper than
+ * asking) is not the photo's fault: the card shows the station's words (the two likely
+ * grades) without asking for another photo, and only a lead may choose the grade; other
+ * staff see that a lead must decide (the station refuses them too: unsure_needs_lead).
  */
 import { api } from "./api.js";
 import { faultText } from "./faults.js";
@@ -11,6 +16,7 @@ import { gradeLabel } from "./format.js";
 import { both, lang, t } from "./i18n.js";
 import { refreshLots } from "./lots.js";
 import { el, live, showError, showMessage } from "./page.js";
+import { person } from "./signin.js";
 
 let photoView = null; // GET /api/lots/{id}/photos: lot, grades, photo, proposal
 let photoBusy = false;
@@ -62,6 +68,7 @@ export async function openPhoto(lotId) {
     if (typeof el.photoCard.scrollIntoView === "function") {
       el.photoCard.scrollIntoView({ block: "nearest" });
     }
+    if (photoView.lead_decides) scrollToNote(); // a lead comes to choose the grade
   } catch (err) {
     showError(err);
   }
@@ -113,14 +120,25 @@ export function renderPhoto() {
   }
   // Declined, no rules or an error: the station's own words, with what to do.
   const note = result && result.status !== "graded" ? result : null;
+  const unsure = Boolean(note && note.reason === "unsure");
+  const leadOnly = Boolean(view.lead_decides) && !isLead();
   el.photoNote.hidden = !note;
   el.photoNote.dataset.status = note ? note.status : "";
   el.photoNote.dataset.reason = (note && note.reason) || "";
   el.photoNote.textContent = note
-    ? note.status === "declined"
+    ? note.status === "declined" && !unsure
       ? t("photo_declined", { message: lang === "en" ? note.message_en : note.message })
       : lang === "en" ? note.message_en : note.message
     : "";
+  if (unsure) {
+    // Who decides: this lead, or a lead this person must fetch.
+    const who = document.createElement("span");
+    who.className = "photo-note-who";
+    who.setAttribute("data-testid", "unsure-who");
+    who.dataset.lead = String(!leadOnly);
+    who.textContent = t(leadOnly ? "unsure_staff" : "unsure_lead");
+    el.photoNote.appendChild(who);
+  }
 
   const grade = view.grade || {};
   el.gradeButtons.textContent = "";
@@ -133,7 +151,7 @@ export function renderPhoto() {
     b.textContent = g === "reject" ? t("grade_reject") : g;
     b.setAttribute("aria-pressed", String(grade.grade === g));
     if (proposal && proposal.grade === g) b.classList.add("proposed");
-    b.disabled = photoBusy;
+    b.disabled = photoBusy || leadOnly;
     b.addEventListener("click", () => confirmGrade(g));
     el.gradeButtons.appendChild(b);
   }
@@ -151,6 +169,12 @@ export function renderPhoto() {
   el.gradeConfirmed.dataset.grade = grade.grade || "";
 }
 
+/** A lead chooses the grade of a lot the station was not sure of (until the person is
+ * known the page acts as a lead would; the station refuses what the role may not do). */
+function isLead() {
+  return !person || person.role === "lead";
+}
+
 // ---------------------------------------------------------------- photo and grade requests
 
 /** One photo request at a time; send(lotId) resolves to the lot's new photo view. */
@@ -163,6 +187,8 @@ async function photoRequest(send) {
     const result = photoView.photo && photoView.photo.grading;
     if (result && result.status === "graded") {
       showMessage("ok", both("photo_stored", () => ({ seq: photoView.seq })));
+    } else if (result && result.reason === "unsure") {
+      showMessage("warn", { vi: result.message, en: result.message_en }); // not an error
     } else if (result) {
       showMessage("error", { vi: result.message, en: result.message_en });
     }
@@ -175,6 +201,12 @@ async function photoRequest(send) {
     renderPhoto();
     refreshLots();
   }
+  // Not sure of the grade: the station's words and who decides, in view beside the grades.
+  if (!el.photoNote.hidden && el.photoNote.dataset.reason === "unsure") scrollToNote();
+}
+
+function scrollToNote() {
+  if (typeof el.photoNote.scrollIntoView === "function") el.photoNote.scrollIntoView({ block: "nearest" });
 }
 
 async function reloadPhotoView() {
