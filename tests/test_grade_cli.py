@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
+from edge.camera.grade_cli import print_calibration
+from edge.camera.grading import Declined, WorkImage, decode_jpeg
+from edge.camera.grading.grade import model_input
+from edge.camera.grading.model import Model
 from edge.camera.scenes import ItemSpec, jpeg, make_scene
 from edge.cli import main
 from tests.test_grading_model import make_folder
@@ -105,21 +110,67 @@ def test_bad_input_exits_2_with_a_message(capsys, tray_photo, tmp_path, argv, wo
     assert err.startswith("edge grade: ") and words in err
 
 
+def potato_folder(root: Path, per_class: int) -> Path:
+    """root/<good|bad>/<n>.jpg: brown, roundish items (another product than bananas)."""
+    for ci, grade in enumerate(("bad", "good")):
+        (root / grade).mkdir(parents=True)
+        for n in range(per_class):
+            rng = np.random.default_rng(300 + 10 * ci + n)
+            items = tuple(
+                ItemSpec(
+                    "brown",
+                    float(rng.uniform(55, 70)),
+                    float(rng.uniform(42, 50)),
+                    (150 + 120 * (i % 2), 70 + 100 * (i // 2)),
+                    float(rng.uniform(0, 90)),
+                )
+                for i in range(3)
+            )
+            scene = make_scene(items, size=(640, 480), px_per_mm=2.0, seed=n)
+            (root / grade / f"{n}.jpg").write_bytes(jpeg(scene.image))
+    return root
+
+
 def test_calibrate_then_eval_through_the_cli(capsys, tmp_path):
-    train = make_folder(tmp_path / "train", 4, seed0=11, classes=("green", "spotted"))
-    test = make_folder(tmp_path / "test", 3, seed0=900, classes=("green", "spotted"))
-    (train / "green" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    train = make_folder(tmp_path / "banana", 3, seed0=11)
+    potato_folder(tmp_path / "potato", 3)  # a sibling product: the product check's others
+    test = make_folder(tmp_path / "test", 2, seed0=900)
+    (train / "unripe" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     model = tmp_path / "coop.json"
     code, out, _ = run(
         capsys, "calibrate", str(train), "--product", "banana", "--out", str(model), "--json"
     )
     assert code == 0, out
     report = json.loads(out)
-    assert report["photos_used"] == {"green": 4, "spotted": 4}
+    assert report["photos_used"] == {"ripe": 3, "rotten": 3, "unripe": 3}
     assert [(Path(s["path"]).name, s["reason"]) for s in report["skipped_photos"]] == [
         ("broken.jpg", "not_an_image")
     ]
-    assert report["bytes"] == model.stat().st_size < 6000
+    assert report["bytes"] == model.stat().st_size < 8000
+    assert set(report["cv_macro_f1"]) == set(report["control_macro_f1"])
+    assert report["macro_f1"] == max(report["cv_macro_f1"].values())
+    assert report["groups"] >= 2 and 2 <= report["folds"] <= 5 and report["temperature"] > 0
+    assert report["check"]["others"] == {"potato": 6}
+    assert report["check"]["oof_accuracy"] > 0.8
+    oof = report["out_of_fold"]
+    # banana.toml's [costs]: the confusions costing more than a plain mistake
+    assert oof["costly_confusions"] == ["ripe->unripe", "rotten->ripe", "rotten->unripe"]
+    assert 0 <= oof["unsure_share"] <= 1 and oof["costly_of"] == 6
+    loaded = Model.load(model)
+    assert loaded.check_others == ("potato",) and 0 < loaded.check_threshold < 1
+    potato = potato_folder(tmp_path / "more" / "potato", 1) / "good" / "0.jpg"
+    for path, own in ((potato, False), (test / "rotten" / "000.jpg", True)):
+        seen = model_input(WorkImage.of(decode_jpeg(path.read_bytes())))
+        assert not isinstance(seen, Declined)
+        p = loaded.product_probability(seen[1].vector)
+        assert p is not None and (p >= loaded.check_threshold) == own, (path, p)
+
+    print_calibration(report)  # what calibrate prints without --json
+    out = capsys.readouterr().out
+    assert "group-aware macro-F1 per candidate: centroid " in out
+    assert "background-only control: " in out and "temperature " in out
+    assert "product check against potato 6: out-of-fold accuracy " in out
+    assert re.search(r"costly confusions \(ripe->unripe, [^)]+\) [0-9.]+% \(\d+ of 6\)", out)
 
     code, out, _ = run(
         capsys, "eval", str(test), "--product", "banana", "--model", str(model), "--json"
@@ -127,14 +178,16 @@ def test_calibrate_then_eval_through_the_cli(capsys, tmp_path):
     assert code == 0
     ev = json.loads(out)
     assert {"accuracy", "macro_f1", "confusion", "ms_per_image", "classes"} <= set(ev)
-    assert ev["classes"] == ["green", "spotted"]
-    assert ev["confusion"] == [[3, 0], [0, 3]]
+    assert ev["classes"] == ["ripe", "rotten", "unripe"]
+    assert ev["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
     assert ev["accuracy"] == 1.0 and ev["macro_f1"] == 1.0
     assert ev["photos"] == 6 and ev["declined"] == 0 and ev["ms_per_image"] > 0
+    assert ev["unsure"] == 0 and ev["costly_rate"] == 0.0 and ev["costly_of"] == 4
 
     code, out, _ = run(capsys, "eval", str(test), "--product", "banana", "--model", str(model))
     assert code == 0
     assert "accuracy 1.000, macro-F1 1.000" in out and "confusion (rows: true" in out
+    assert "(unsure 0)" in out and "rotten->unripe): 0.0% (0 of 4)" in out
 
 
 def test_eval_by_rules_needs_grade_named_folders(capsys, tmp_path):

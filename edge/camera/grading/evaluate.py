@@ -3,26 +3,54 @@
 The folder has one subfolder per grade a person gave; the subfolder names are the
 class names. Photos that cannot be used (not an image, declined) are listed with the
 reason, never silently dropped. The metrics are pure functions of the labels.
+
+Calibration reads every photo once and keeps, per photo: the produce features (as the
+station computes them), the background's figures (for the leak control), the session
+cues (for the photo groups, unless a ``groups.csv`` gives them) and the features of
+augment.COPIES altered copies (light, white balance, scale, rotation). Other products'
+photos (``others``) train the product check.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.camera.grading.grade import Graded, model_input
-from edge.camera.grading.measure import WorkImage, decode_jpeg
-from edge.camera.grading.model import Model, calibrate
+from edge.camera.grading import augment
+from edge.camera.grading.features import (
+    FEATURE_NAMES,
+    FEATURE_SIDE,
+    Features,
+    border_mask,
+    marker_mask,
+    produce_and_background,
+)
+from edge.camera.grading.grade import Graded
+from edge.camera.grading.groups import (
+    cluster_groups,
+    group_folds,
+    read_groups_file,
+    session_cues,
+)
+from edge.camera.grading.measure import WorkImage, decode_jpeg, measure_tray
+from edge.camera.grading.model import FOLDS, Calibration, Model, calibrate_full
+from edge.camera.grading.productcheck import CheckResult, train_check
 from edge.camera.grading.quality import Declined
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MIN_CLASS_PHOTOS = 3
+MAX_OTHER_PHOTOS = 300  # other products' photos the product check learns from (evenly taken)
+AUGMENT_SIDE = FEATURE_SIDE  # copies are made from the photo at the features' size
+WORKERS = min(4, os.cpu_count() or 1)
 
 
 class DatasetError(Exception):
@@ -71,39 +99,140 @@ def read_photo(path: Path) -> WorkImage:
     return WorkImage.of(decode_jpeg(data))
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What calibration keeps of one photo."""
+
+    features: Features | Declined
+    background: npt.NDArray[np.float64] | None
+    cues: npt.NDArray[np.float64]
+    copies: tuple[npt.NDArray[np.float64], ...]  # the altered copies' features
+
+
+def see_photo(data: bytes, marker_mm: float | None, index: int, copies: int) -> Seen:
+    """The features of one calibration photo (exactly as :func:`grade.model_input`
+    computes them at the station), its background figures, its session cues and, for
+    ``copies`` > 0, its altered copies' features (``index`` seeds them). ``ValueError``
+    when it is not an image."""
+    work = WorkImage.of(decode_jpeg(data))
+    m = measure_tray(work, marker_mm)
+    seen, background = produce_and_background(work.full, m.marker)
+    cues = session_cues(data)
+    out: list[npt.NDArray[np.float64]] = []
+    if copies and not isinstance(seen, Declined):
+        base = _augment_base(work.full, m.marker)
+        for copy in augment.copies(base, index, copies):
+            f, _ = produce_and_background(copy, with_background=False)
+            if not isinstance(f, Declined):
+                out.append(f.vector)
+    return Seen(seen, background, cues, tuple(out))
+
+
+def _augment_base(bgr: npt.NDArray[np.uint8], marker: Any) -> npt.NDArray[np.uint8]:
+    """The photo at AUGMENT_SIDE (the copies need no more: features are computed at
+    that size), with the tray marker and its quiet zone painted the backdrop's colour
+    (a turned copy's marker could not be found again and would pass for produce)."""
+    h, w = bgr.shape[:2]
+    scale = min(1.0, AUGMENT_SIDE / max(h, w))
+    size = (max(round(w * scale), 1), max(round(h * scale), 1))
+    resized = bgr if scale >= 1 else cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    small: npt.NDArray[np.uint8] = np.ascontiguousarray(resized, dtype=np.uint8)
+    if marker is not None:
+        hole = marker_mask(marker, scale, small.shape[:2])
+        colour = np.median(small[border_mask(small.shape[:2]) & ~hole], axis=0)
+        small = small.copy()
+        small[hole] = colour.astype(np.uint8)
+    return small
+
+
+def _see_all(
+    paths: Sequence[Path], marker_mm: float | None, copies: int, first_index: int = 0
+) -> list[Seen | str]:
+    """:func:`see_photo` of each path (a reason string where it cannot be read), on
+    WORKERS threads (OpenCV lets go of the interpreter), results in order."""
+
+    def one(i: int) -> Seen | str:
+        try:
+            data = paths[i].read_bytes()
+        except OSError as exc:
+            return f"cannot read: {exc.strerror}"
+        try:
+            return see_photo(data, marker_mm, first_index + i, copies)
+        except ValueError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return list(pool.map(one, range(len(paths))))
+
+
 @dataclass
 class CalibrationResult:
     model: Model
     used: dict[str, int]  # photos per class that went into the model
     skipped: list[Skipped] = field(default_factory=list)
+    calibration: Calibration | None = None
+    check: CheckResult | None = None
+    others: dict[str, int] = field(default_factory=dict)  # other products' photos used
 
 
-def calibrate_folder(root: Path, product: str, marker_mm: float | None = 40.0) -> CalibrationResult:
+def other_products(root: Path, known: Callable[[str], bool]) -> list[Path]:
+    """``root``'s sibling folders that are products (``known(name)``) with at least two
+    grade subfolders: the other products the product check learns to tell apart."""
+    parent = root.resolve().parent
+    out = []
+    for sib in sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sib.resolve() == root.resolve() or not known(sib.name):
+            continue
+        if sum(1 for q in sib.iterdir() if q.is_dir() and not q.name.startswith(".")) >= 2:
+            out.append(sib)
+    return out
+
+
+def calibrate_folder(
+    root: Path,
+    product: str,
+    marker_mm: float | None = 40.0,
+    others: Sequence[Path] = (),
+    copies: int = augment.COPIES,
+) -> CalibrationResult:
     """Fit a model on ``root`` (one subfolder per grade); refuses fewer than two classes
-    or a class with fewer than MIN_CLASS_PHOTOS usable photos."""
+    or a class with fewer than MIN_CLASS_PHOTOS usable photos. ``others``: other
+    products' calibration folders (one subfolder per grade), for the product check."""
     folders = labelled_photos(root)
     if len(folders) < 2:
         raise DatasetError(
             f"{root}: only one class ({', '.join(folders)}); a model needs at least two "
             "subfolders of graded photos"
         )
-    rows: list[npt.NDArray[np.float64]] = []
-    labels: list[int] = []
-    skipped: list[Skipped] = []
     classes = tuple(folders)
-    for ci, (label, files) in enumerate(folders.items()):
-        for path in files:
-            try:
-                work = read_photo(path)
-            except ValueError as exc:
-                skipped.append(Skipped(str(path), label, "not_an_image", str(exc)))
-                continue
-            seen = model_input(work, marker_mm)
-            if isinstance(seen, Declined):
-                skipped.append(Skipped(str(path), label, seen.reason.value, seen.message_en))
-                continue
-            rows.append(seen[1].vector)
-            labels.append(ci)
+    paths = [p for files in folders.values() for p in files]
+    names = [label for label, files in folders.items() for _ in files]
+    seen_all = _see_all(paths, marker_mm, copies)
+    rows: list[npt.NDArray[np.float64]] = []
+    backgrounds: list[npt.NDArray[np.float64]] = []
+    cues: list[npt.NDArray[np.float64]] = []
+    aug: list[npt.NDArray[np.float64]] = []
+    aug_of: list[int] = []
+    labels: list[int] = []
+    used_paths: list[Path] = []
+    skipped: list[Skipped] = []
+    for path, label, seen in zip(paths, names, seen_all, strict=True):
+        if isinstance(seen, str):
+            skipped.append(Skipped(str(path), label, "not_an_image", seen))
+            continue
+        if isinstance(seen.features, Declined):
+            d = seen.features
+            skipped.append(Skipped(str(path), label, d.reason.value, d.message_en))
+            continue
+        for v in seen.copies:
+            aug.append(v)
+            aug_of.append(len(rows))
+        rows.append(seen.features.vector)
+        nan = np.full(len(FEATURE_NAMES), np.nan)
+        backgrounds.append(seen.background if seen.background is not None else nan)
+        cues.append(seen.cues)
+        labels.append(classes.index(label))
+        used_paths.append(path)
     y = np.asarray(labels, np.intp)
     used = {c: int((y == i).sum()) for i, c in enumerate(classes)}
     short = [c for c, n in used.items() if n < MIN_CLASS_PHOTOS]
@@ -113,8 +242,65 @@ def calibrate_folder(root: Path, product: str, marker_mm: float | None = 40.0) -
             f"{root}: too few usable photos in {detail} (each class needs at least "
             f"{MIN_CLASS_PHOTOS}; {len(skipped)} photos were skipped as unusable)"
         )
-    model = calibrate(np.vstack(rows), y, classes, product)
-    return CalibrationResult(model, used, skipped)
+    try:
+        groups = read_groups_file(root, used_paths)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    if groups is None:
+        groups = cluster_groups(np.vstack(cues), labels)
+    x = np.vstack(rows)
+    cal = calibrate_full(
+        x,
+        y,
+        classes,
+        product,
+        groups,
+        np.vstack(aug) if aug else None,
+        np.asarray(aug_of, np.intp),
+        np.vstack(backgrounds),
+    )
+    result = CalibrationResult(cal.model, used, skipped, cal)
+    if others:
+        _train_check(result, x, groups, others, marker_mm)
+    return result
+
+
+def _train_check(
+    result: CalibrationResult,
+    own: npt.NDArray[np.float64],
+    own_groups: Sequence[int],
+    others: Sequence[Path],
+    marker_mm: float | None,
+) -> None:
+    """The product check against ``others`` (each a product's calibration folder), put
+    into ``result.model``; other products' photos that cannot be used are left out."""
+    paths: list[Path] = []
+    names: list[str] = []
+    for folder in others:
+        files = [p for fs in labelled_photos(folder).values() for p in fs]
+        paths += files
+        names += [folder.name] * len(files)
+    if len(paths) > MAX_OTHER_PHOTOS:
+        take = np.linspace(0, len(paths) - 1, MAX_OTHER_PHOTOS).round().astype(int)
+        paths, names = [paths[i] for i in take], [names[i] for i in take]
+    rows, cues, used_names = [], [], []
+    for seen, name in zip(_see_all(paths, marker_mm, 0), names, strict=True):
+        if isinstance(seen, str) or isinstance(seen.features, Declined):
+            continue
+        rows.append(seen.features.vector)
+        cues.append(seen.cues)
+        used_names.append(name)
+    if not rows:
+        return
+    top = max(own_groups) + 1
+    other_groups = [top + g for g in cluster_groups(np.vstack(cues), [0] * len(rows))]
+    groups = [*own_groups, *other_groups]
+    t = [1] * len(own) + [0] * len(rows)
+    folds = group_folds(groups, t, FOLDS)
+    check = train_check(own, np.vstack(rows), folds, used_names)
+    result.check = check
+    result.model = replace(result.model, check=check.check)
+    result.others = {n: used_names.count(n) for n in sorted(set(used_names))}
 
 
 @dataclass
@@ -207,3 +393,36 @@ def evaluate_folder(root: Path, grader: Grader, classes: tuple[str, ...], what: 
                 continue
             confusion[index[label], index[result.grade]] += 1
     return Evaluation(classes, confusion, 1000.0 * elapsed / max(photos, 1), photos, skipped)
+
+
+def cost_figures(
+    y: npt.NDArray[np.intp],
+    decided: npt.NDArray[np.intp],
+    classes: tuple[str, ...],
+    costly: Sequence[tuple[int, int]],
+) -> dict[str, Any]:
+    """What cost-aware decisions did on labelled photos: ``decided`` is a class per
+    photo or -1 (unsure, asked the lead).
+
+    ``costly_rate`` (the bad-called-good rate): of the photos whose true class has a
+    costly confusion, the share graded as that costly class (``None`` when no
+    confusion is costly); ``unsure_share``; ``graded_macro_f1`` over the graded photos;
+    ``graded_accuracy``."""
+    nc = len(classes)
+    graded = decided >= 0
+    confusion = np.zeros((nc, nc), np.int64)
+    np.add.at(confusion, (y[graded], decided[graded]), 1)
+    acc, f1, _ = metrics(confusion, classes)
+    exposed = sorted({i for i, _ in costly})
+    at_risk = int(np.isin(y, exposed).sum())
+    wrong = sum(int(((y == i) & (decided == j)).sum()) for i, j in costly)
+    return {
+        "costly_confusions": [f"{classes[i]}->{classes[j]}" for i, j in costly],
+        "costly_count": wrong,
+        "costly_of": at_risk,
+        "costly_rate": round(wrong / at_risk, 4) if costly and at_risk else None,
+        "unsure": int((~graded).sum()),
+        "unsure_share": round(float((~graded).mean()), 4) if len(y) else 0.0,
+        "graded_macro_f1": round(f1, 4),
+        "graded_accuracy": round(acc, 4),
+    }
