@@ -3,6 +3,9 @@ that is cheaper, and [costs] tables refused with FILE: KEY: REASON."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,14 @@ import numpy as np
 import pytest
 
 from edge.camera.grading.costs import DEFAULT_UNSURE, UNSURE, Costs, costs_for
+from edge.camera.grading.features import FEATURE_NAMES
+from edge.camera.grading.grade import Graded, GradingError, grade_work, load_lookalikes
+from edge.camera.grading.measure import WorkImage
+from edge.camera.grading.model import Model, from_json
+from edge.camera.grading.productcheck import ProductCheck
+from edge.camera.grading.quality import Declined, Reason
 from edge.camera.grading.rules import RulesError, load_rules, parse_rules, products
+from edge.camera.scenes import ItemSpec, make_scene
 from edge.config import GradingConfig
 
 RULES = GradingConfig().rules_dir
@@ -115,6 +125,18 @@ def test_costs_naming_a_class_the_model_lacks_are_refused_with_a_hint():
         costs_for({"bad": {"godo": 5}}, POTATO, "p.toml")
 
 
+def test_costs_written_for_other_class_names_leave_every_mistake_at_one():
+    # The shipped banana table (ripe, unripe, rotten) and a cooperative's own folders.
+    rules = load_rules(RULES, "banana")
+    costs = costs_for(rules.costs, ("green", "spotted"), rules.file)
+    assert costs.matrix.tolist() == [[0.0, 1.0], [1.0, 0.0]] and costs.costly() == []
+    assert costs.unsure == 0.4  # asking the lead still costs what the file says
+    assert costs.note is not None and "names none of the model's classes (green, spotted)" in (
+        costs.note
+    )
+    assert costs_for(rules.costs, BANANA, rules.file).note is None
+
+
 def test_a_rules_file_with_costs_loads_from_disk(tmp_path: Path):
     (tmp_path / "potato.toml").write_text(
         'grades = ["A", "reject"]\n'
@@ -127,3 +149,100 @@ def test_a_rules_file_with_costs_loads_from_disk(tmp_path: Path):
     assert isinstance(costs, Costs) and costs.unsure == 0.25
     assert costs.matrix.tolist() == [[0.0, 6.0], [1.0, 0.0]]
     assert costs.to_json() == {"unsure": 0.25, "bad": {"good": 6.0}, "good": {"bad": 1.0}}
+
+
+# -- the model path of grade.py ---------------------------------------------------------
+
+
+def flat_model(bias: tuple[float, float], product: str = "potato") -> Model:
+    """A version-1 model file (no temperature, no check) that ignores the photo: its
+    class probabilities are softmax(bias), for classes bad, good."""
+    nf = len(FEATURE_NAMES)
+    return from_json(
+        {
+            "format": "edge-grading-model",
+            "version": 1,
+            "product": product,
+            "kind": "logreg",
+            "classes": list(POTATO),
+            "feature_names": list(FEATURE_NAMES),
+            "means": [0.0] * nf,
+            "scales": [1.0] * nf,
+            "weights": [[0.0] * nf, [0.0] * nf],
+            "bias": list(bias),
+        }
+    )
+
+
+def good_at(p_good: float) -> Model:
+    return flat_model((0.0, math.log(p_good / (1.0 - p_good))))
+
+
+@cache
+def potato_photo() -> WorkImage:
+    items = tuple(
+        ItemSpec("brown", 70, 52, (110 + (i % 3) * 80, 70 + (i // 3) * 90), 20 * i)
+        for i in range(6)
+    )
+    return WorkImage.of(make_scene(items, size=(640, 480), px_per_mm=2.0).image)
+
+
+def grade(model: Model, costs: dict[str, Any] | str | None = "shipped") -> Graded | Declined:
+    rules = load_rules(RULES, "potato")
+    if not isinstance(costs, str):
+        rules = dataclasses.replace(rules, costs=costs)
+    return grade_work(potato_photo(), rules, model, lookalikes=load_lookalikes(RULES, "potato"))
+
+
+def test_an_unsure_model_asks_the_lead_naming_the_two_likely_grades():
+    out = grade(good_at(0.6))  # the shipped potato costs: good would cost 0.4 * 10
+    assert isinstance(out, Declined) and out.reason == Reason.UNSURE
+    assert out.message == (
+        "Không chắc chắn — nhờ trưởng trạm xem: có thể là hạng good (60\u00a0%) "
+        "hoặc hạng bad (40\u00a0%)."
+    )
+    assert out.message_en.startswith("Not sure — ask the station lead to look: grade good (60")
+    assert "chụp lại" not in out.message and "retake" not in out.message_en  # not the photo
+    assert out.detail == pytest.approx({"p_bad": 0.4, "p_good": 0.6})
+
+
+def test_the_model_grades_by_cost_and_its_confidence_is_the_calibrated_probability():
+    sure = grade(good_at(0.99))
+    assert isinstance(sure, Graded) and sure.grade == "good" and sure.method == "model"
+    assert sure.confidence == pytest.approx(0.99)
+    # 80 % good: the shipped costs (bad passed as good costs 10) ask the lead; with every
+    # mistake costing the same the model says good.
+    assert isinstance(grade(good_at(0.8)), Declined)
+    plain = grade(good_at(0.8), costs=None)
+    assert isinstance(plain, Graded) and plain.grade == "good"
+    assert plain.confidence == pytest.approx(0.8)
+    bad = grade(good_at(0.1))
+    assert isinstance(bad, Graded) and bad.grade == "bad"
+    assert bad.confidence == pytest.approx(0.9)
+    # A fitted temperature softens the probabilities the decision and confidence use.
+    warm = dataclasses.replace(good_at(0.99), temperature=3.0)
+    p = float(warm.calibrated_proba(np.zeros(len(FEATURE_NAMES)))[1])
+    assert 0.75 < p < 0.85
+    softened = grade(warm, costs=None)
+    assert isinstance(softened, Graded) and softened.confidence == pytest.approx(p)
+
+
+def test_the_product_check_declines_other_produce_before_grading():
+    nf = len(FEATURE_NAMES)
+
+    def checked(bias: float) -> Model:
+        check = ProductCheck(np.zeros(nf), np.ones(nf), np.zeros(nf), bias, 0.3, ("banana",))
+        return dataclasses.replace(good_at(0.99), check=check)
+
+    out = grade(checked(-3.0))  # 5 % potato
+    assert isinstance(out, Declined) and out.reason == Reason.NOT_THE_PRODUCT
+    assert out.message == "Ảnh không giống khoai tây (trông giống chuối). Kiểm tra lô và chụp lại."
+    assert "(it looks like bananas)" in out.message_en
+    assert out.detail["product_probability"] == pytest.approx(0.0474, abs=1e-3)
+    passed = grade(checked(3.0))
+    assert isinstance(passed, Graded) and passed.grade == "good"
+
+
+def test_costs_naming_a_class_the_model_lacks_stop_grading_with_file_key_reason():
+    with pytest.raises(GradingError, match=r"potato.toml: costs.bda: 'bda' is not one of"):
+        grade(good_at(0.99), costs={"bda": {"good": 5}})

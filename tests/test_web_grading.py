@@ -2,7 +2,8 @@
 app: record a lot, photograph it with the simulated camera, read the proposal and
 its short reasons, confirm it, change it, upload a useless photo and a photo of other
 produce from a "phone" and see why each is declined, and see an unplugged camera. The
-database is checked after."""
+database is checked after. A photo the cooperative's model is not sure of: staff read
+why and that a lead decides, and the lead sets the grade."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from playwright.sync_api import Browser, Page, expect
 
 from edge.camera import scenes
+from edge.camera.grading.features import FEATURE_NAMES
 from rigs.helpers import StationServer, station_config, wait_for
 from tests.browser import (
     by_id,
@@ -203,3 +205,84 @@ def test_photograph_grade_and_confirm_a_lot(tmp_path: Path, browser: Browser) ->
         expect(card).to_be_visible()
         expect(by_id(page, "grade-confirmed")).to_contain_text(f"Hạng {other}")
         assert errors == []
+
+
+def undecided_model(path: Path) -> None:
+    """A cooperative's potato model (classes bad, good: its calibration folders) that
+    gives every photo 50 % of each: the shipped costs make the station ask the lead."""
+    nf = len(FEATURE_NAMES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = {
+        "format": "edge-grading-model",
+        "version": 1,  # no temperature, no product check
+        "product": "potato",
+        "kind": "logreg",
+        "classes": ["bad", "good"],
+        "feature_names": list(FEATURE_NAMES),
+        "means": [0.0] * nf,
+        "scales": [1.0] * nf,
+        "weights": [[0.0] * nf, [0.0] * nf],
+        "bias": [0.0, 0.0],
+    }
+    path.write_text(json.dumps(model), encoding="utf-8")
+
+
+def open_lot_photos(page: Page) -> None:
+    show_tab(page, "lots")
+    by_id(page, "lot-row").get_by_test_id("lot-photo-button").click()
+    expect(by_id(page, "photo-card")).to_be_visible()
+
+
+def test_an_unsure_photo_asks_the_lead_who_sets_the_grade(tmp_path: Path, browser: Browser):
+    cfg = station_config(tmp_path, grading={"models_dir": str(tmp_path / "models")})
+    undecided_model(tmp_path / "models" / "potato.json")
+    unsure = (
+        "Không chắc chắn — nhờ trưởng trạm xem: có thể là hạng bad (50\u00a0%) "
+        "hoặc hạng good (50\u00a0%)."
+    )
+    with StationServer(cfg) as server:
+        db = server.station.db
+        producer = db.add_producer(FARMER)
+        product = db.add_product("Khoai tây Bắc Hà", 9000, grading="potato")
+        lot = db.record_lot(producer["id"], product["id"], 3000, "ST,GS,+003.000kg")
+        photo = tmp_path / "potatoes.jpg"
+        small = scenes.make_scene(POTATOES, size=(640, 480), px_per_mm=2.0)
+        photo.write_bytes(scenes.jpeg(small.image))
+
+        # Staff photograph the lot: stored, not graded, and no retake asked for.
+        staff = open_page(browser, server, 800, 480, role="staff")
+        open_lot_photos(staff)
+        by_id(staff, "upload-input").set_input_files(str(photo))
+        note = by_id(staff, "photo-note")
+        expect(note).to_have_attribute("data-reason", "unsure", timeout=20_000)
+        expect(note).to_contain_text(unsure)
+        assert "chụp lại" not in note.inner_text()
+        expect(note).to_be_in_viewport()
+        expect(by_id(staff, "message")).to_have_attribute("data-kind", "warn")
+        expect(by_id(staff, "unsure-who")).to_have_text(
+            "Chỉ trưởng điểm chọn được hạng cho lô này: nhờ trưởng điểm đăng nhập để chọn."
+        )
+        expect(by_id(staff, "proposal-grade")).to_have_text("Chưa có đề xuất.")
+        expect(by_id(staff, "grade-buttons").locator("button")).to_have_text(["bad", "good"])
+        expect(by_id(staff, "grade-good")).to_be_disabled()
+        assert staff.evaluate("document.documentElement.scrollWidth") <= 800
+        [row] = db.rows("SELECT grading FROM photos")
+        assert json.loads(row["grading"])["reason"] == "unsure"
+        assert db.rows("SELECT * FROM lot_grades") == []
+        with server.client("staff") as c:  # the station refuses staff, not just the page
+            r = c.post(f"/api/lots/{lot.id}/grade", json={"grade": "good"})
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "unsure_needs_lead")
+
+        # The lead looks at the produce and sets the grade.
+        lead = open_page(browser, server, 800, 480, role="lead")
+        open_lot_photos(lead)
+        expect(by_id(lead, "photo-note")).to_contain_text(unsure)
+        expect(by_id(lead, "unsure-who")).to_have_text(
+            "Trưởng điểm xem nông sản rồi chọn hạng bên dưới."
+        )
+        by_id(lead, "grade-bad").click()
+        expect(by_id(lead, "grade-confirmed")).to_have_text("Đã xác nhận: Hạng bad (Thử lead).")
+        lead.screenshot(path=str(tmp_path / "unsure-lead-800.png"))
+        [saved] = db.rows("SELECT grade, proposed_grade, confirmed_by FROM lot_grades")
+        assert saved == {"grade": "bad", "proposed_grade": None, "confirmed_by": "Thử lead"}
+        assert staff.errors == [] and lead.errors == []  # type: ignore[attr-defined]

@@ -5,22 +5,31 @@
 or a :class:`~edge.camera.grading.quality.Declined` for a photo it will not grade.
 A caller's mistake (unknown product, bad rules or model file, a rule needing the
 lot's weight when none was given) raises :class:`GradingError`.
+
+The model path decides by cost, not by the most probable class: the product check
+first (is this the lot's produce at all?), then the grade whose expected cost under
+the calibrated probabilities is lowest (the rules file's ``[costs]``, costs.py), or
+"không chắc chắn — nhờ trưởng trạm xem" (:data:`Reason.UNSURE`) when asking the lead
+costs less than any grade.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from edge.camera.grading.costs import Costs, costs_for
 from edge.camera.grading.features import Features, photo_features
 from edge.camera.grading.measure import TrayMeasurement, WorkImage, lot_summary, measure_tray
 from edge.camera.grading.model import Model, ModelError, explain
-from edge.camera.grading.plausible import check_looks
-from edge.camera.grading.quality import Declined, assess
+from edge.camera.grading.plausible import check_looks, failed_check, looks_like
+from edge.camera.grading.quality import Declined, assess, unsure
 from edge.camera.grading.rules import (
     WEIGHT_KEYS,
     Decision,
@@ -40,6 +49,7 @@ __all__ = [
     "GradingError",
     "grade_photo",
     "grade_work",
+    "load_grading_costs",
     "load_grading_model",
     "load_grading_rules",
     "load_lookalikes",
@@ -113,10 +123,14 @@ def grade_photo(
     )
 
 
-def load_lookalikes(rules_dir: Path, product: str) -> tuple[Looks, ...]:
-    """The other products' ``[looks]`` (to say what a declined photo looks like);
-    a file that cannot be read is left out (it is reported when its product is graded)."""
-    out = []
+NO_LOOKALIKES: Mapping[str, Looks] = MappingProxyType({})
+
+
+def load_lookalikes(rules_dir: Path, product: str) -> Mapping[str, Looks]:
+    """The other products' ``[looks]`` by product key (to say what a declined photo
+    looks like); a file that cannot be read is left out (it is reported when its
+    product is graded)."""
+    out = {}
     for other in products(rules_dir):
         if other == product:
             continue
@@ -125,8 +139,17 @@ def load_lookalikes(rules_dir: Path, product: str) -> tuple[Looks, ...]:
         except RulesError:
             continue
         if looks is not None:
-            out.append(looks)
-    return tuple(out)
+            out[other] = looks
+    return MappingProxyType(out)
+
+
+def load_grading_costs(rules: Rules, model: Model) -> Costs:
+    """The rules file's ``[costs]`` over the model's classes; :class:`GradingError` when
+    it names a class the model does not have (FILE: KEY: REASON)."""
+    try:
+        return costs_for(rules.costs, model.classes, rules.file)
+    except RulesError as exc:
+        raise GradingError(str(exc)) from None
 
 
 def load_grading_rules(rules_dir: Path, product: str) -> Rules:
@@ -157,18 +180,20 @@ def grade_work(
     *,
     weight_g: int | None = None,
     marker_mm: float | None = 40.0,
-    lookalikes: tuple[Looks, ...] = (),
+    lookalikes: Mapping[str, Looks] = NO_LOOKALIKES,
 ) -> Graded | Declined:
     """Grade an already-wrapped photo with loaded rules, or with ``model`` when given.
 
     Rules: the photo checks and tray measurement of :func:`assess` (the marker is
     required when a rule compares millimetres). Model: the produce checks of
     :func:`~edge.camera.grading.features.photo_features` (a model may have been
-    calibrated from photos that are not tray photos), then the model's most probable
-    class, its probability as the confidence, and the features that decided it.
+    calibrated from photos that are not tray photos), the model's product check when
+    it has one, then the grade with the lowest expected cost under the calibrated
+    probabilities (its probability is the confidence, with the features that decided
+    it), or :data:`Reason.UNSURE` when asking the lead costs less.
     Either way a photo whose produce does not look like the product (its rules'
     ``[looks]``) is declined with ``not_the_product`` (plausible.py); ``lookalikes``
-    (other products' looks) name what it looks like instead.
+    (other products' looks, by product key) name what it looks like instead.
     """
     if model is None:
         return _by_rules(work, rules, weight_g, marker_mm, lookalikes)
@@ -184,7 +209,7 @@ def _by_rules(
     rules: Rules,
     weight_g: int | None,
     marker_mm: float | None,
-    lookalikes: tuple[Looks, ...],
+    lookalikes: Mapping[str, Looks],
 ) -> Graded | Declined:
     if rules.needs_weight and (weight_g is None or weight_g <= 0):
         key = sorted(rules.measurement_keys() & WEIGHT_KEYS)[0]
@@ -192,7 +217,7 @@ def _by_rules(
     result = assess(work.full, marker_mm=marker_mm, require_marker=rules.needs_marker)
     if isinstance(result, Declined):
         return result
-    odd = check_looks(result, rules.looks, lookalikes)
+    odd = check_looks(result, rules.looks, tuple(lookalikes.values()))
     if odd is not None:
         return odd
     measured = lot_summary(result, weight_g)
@@ -227,23 +252,49 @@ def model_input(
     return m, features
 
 
+def product_check(
+    model: Model,
+    x: npt.NDArray[np.float64],
+    m: TrayMeasurement,
+    looks: Looks | None,
+    lookalikes: Mapping[str, Looks],
+) -> Declined | None:
+    """The model's learnt product check: ``None`` when the photo may be the product
+    (or the model has no check), else ``not_the_product`` naming what it looks like:
+    the one product the check was trained against, or the product whose ``[looks]``
+    most items fit."""
+    p = model.product_probability(x)
+    if p is None or p >= model.check_threshold:
+        return None
+    if len(model.check_others) == 1:
+        like = lookalikes.get(model.check_others[0])
+    else:
+        like = looks_like(m, looks, tuple(lookalikes.values()))
+    return failed_check(looks, like, p, model.check_threshold)
+
+
 def _by_model(
     work: WorkImage,
     rules: Rules,
     model: Model,
     weight_g: int | None,
     marker_mm: float | None,
-    lookalikes: tuple[Looks, ...],
+    lookalikes: Mapping[str, Looks],
 ) -> Graded | Declined:
+    costs = load_grading_costs(rules, model)
     seen = model_input(work, marker_mm)
     if isinstance(seen, Declined):
         return seen
     m, features = seen
-    odd = check_looks(m, rules.looks, lookalikes)
+    odd = product_check(model, features.vector, m, rules.looks, lookalikes)
+    if odd is None:
+        odd = check_looks(m, rules.looks, tuple(lookalikes.values()))
     if odd is not None:
         return odd
-    proba = model.predict_proba(features.vector)
-    best = int(np.argmax(proba))
+    proba = np.asarray(model.calibrated_proba(features.vector), np.float64).reshape(-1)
+    best = costs.decide(proba)
+    if best is None:
+        return unsure(model.classes, proba.tolist())
     measured = lot_summary(m, weight_g)
     measured.update(features.named())
     decisions = explain(model, features.vector, best)
