@@ -374,7 +374,7 @@ def photo_features(work: WorkImage, marker: Marker | None = None) -> Features | 
     (``underexposed``). Blur is not checked: at FEATURE_SIDE pixels a blur that spoils
     a size measurement barely changes the colours and spot shares the features hold.
     """
-    return produce_and_background(work.full, marker)[0]
+    return produce_and_background(work.full, marker, with_background=False)[0]
 
 
 def produce_and_background(
