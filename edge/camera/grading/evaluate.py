@@ -261,13 +261,14 @@ def calibrate_folder(
     )
     result = CalibrationResult(cal.model, used, skipped, cal)
     if others:
-        _train_check(result, x, groups, others, marker_mm)
+        _train_check(result, x, labels, groups, others, marker_mm)
     return result
 
 
 def _train_check(
     result: CalibrationResult,
     own: npt.NDArray[np.float64],
+    own_labels: Sequence[int],
     own_groups: Sequence[int],
     others: Sequence[Path],
     marker_mm: float | None,
@@ -276,28 +277,36 @@ def _train_check(
     into ``result.model``; other products' photos that cannot be used are left out."""
     paths: list[Path] = []
     names: list[str] = []
+    kinds: list[int] = []  # each other product's grade is a class of its own
     for folder in others:
-        files = [p for fs in labelled_photos(folder).values() for p in fs]
-        paths += files
-        names += [folder.name] * len(files)
+        for files in labelled_photos(folder).values():
+            kind = len(set(kinds))
+            paths += files
+            names += [folder.name] * len(files)
+            kinds += [kind] * len(files)
     if len(paths) > MAX_OTHER_PHOTOS:
         take = np.linspace(0, len(paths) - 1, MAX_OTHER_PHOTOS).round().astype(int)
         paths, names = [paths[i] for i in take], [names[i] for i in take]
-    rows, cues, used_names = [], [], []
-    for seen, name in zip(_see_all(paths, marker_mm, 0), names, strict=True):
+        kinds = [kinds[i] for i in take]
+    rows, cues, used_names, used_kinds = [], [], [], []
+    for seen, name, kind in zip(_see_all(paths, marker_mm, 0), names, kinds, strict=True):
         if isinstance(seen, str) or isinstance(seen.features, Declined):
             continue
         rows.append(seen.features.vector)
         cues.append(seen.cues)
         used_names.append(name)
+        used_kinds.append(kind)
     if not rows:
         return
+    # Renumber the other classes 0..m-1 in order (some may have had no usable photo).
+    order = {k: i for i, k in enumerate(sorted(set(used_kinds)))}
+    other_labels = [order[k] for k in used_kinds]
     top = max(own_groups) + 1
-    other_groups = [top + g for g in cluster_groups(np.vstack(cues), [0] * len(rows))]
+    other_groups = [top + g for g in cluster_groups(np.vstack(cues), other_labels)]
     groups = [*own_groups, *other_groups]
     t = [1] * len(own) + [0] * len(rows)
     folds = group_folds(groups, t, FOLDS)
-    check = train_check(own, np.vstack(rows), folds, used_names)
+    check = train_check(own, own_labels, np.vstack(rows), other_labels, folds, used_names)
     result.check = check
     result.model = replace(result.model, check=check.check)
     result.others = {n: used_names.count(n) for n in sorted(set(used_names))}

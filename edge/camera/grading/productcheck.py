@@ -2,12 +2,16 @@
 
 A grader trained on bananas grades anything it is shown: a photo of potatoes gets a
 banana grade instead of a refusal. At calibration a second, cheap classifier learns
-"this product" against the other products' calibration photos (logistic regression on
-the same standardised features, each side weighing the same), and its threshold is
-chosen from out-of-fold probabilities (folds that keep photo groups whole) so that
-(nearly) no calibration photo of the product itself is refused: the product's photo
-at the MISS_QUANTILE of those probabilities, times THRESHOLD_MARGIN, and never above
-MAX_THRESHOLD. A photo below the threshold is declined as not the product.
+"this product" against the other products' calibration photos: a class-balanced
+multinomial logistic regression on the same standardised features whose classes are
+the product's grades and each other product's grades (a product is no convex blob in
+feature space: green, yellow and black bananas surround a brown potato, so one line
+between "banana" and "not banana" let half the potatoes through), and the product's
+probability is the sum of its grades'. The threshold is chosen from out-of-fold
+probabilities (folds that keep photo groups whole) so that (nearly) no calibration
+photo of the product itself is refused: the product's photos' MISS_QUANTILE, within
+MIN_THRESHOLD .. MAX_THRESHOLD. A photo below the threshold is declined as not the
+product.
 
 It is stored inside the model file (``check``, ``check_threshold``, ``check_others``);
 a model calibrated without other products' photos has none, and grading then relies
@@ -25,10 +29,9 @@ import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
 
-L2 = 0.03
-ITERATIONS = 800
-MISS_QUANTILE = 0.005  # the share of the product's own photos the threshold may refuse
-THRESHOLD_MARGIN = 0.8
+L2 = 0.003
+ITERATIONS = 1000
+MISS_QUANTILE = 0.01  # the share of the product's own photos the threshold may refuse
 MAX_THRESHOLD = 0.5
 MIN_THRESHOLD = 0.01
 
@@ -37,8 +40,9 @@ MIN_THRESHOLD = 0.01
 class ProductCheck:
     means: Floats
     scales: Floats
-    weights: Floats  # (features,)
-    bias: float
+    weights: Floats  # (classes, features): the product's grades first, then the others'
+    bias: Floats  # (classes,)
+    own: int  # how many of the classes (the first) are the product's grades
     threshold: float  # below it: not the product
     others: tuple[str, ...]  # the products it was trained against
 
@@ -46,8 +50,9 @@ class ProductCheck:
         """The probability that each photo (rows of features, or one vector) shows the
         product; a 0-d array for one vector."""
         z = (np.asarray(x, np.float64) - self.means) / self.scales
-        out: Floats = _sigmoid(z @ self.weights + self.bias)
-        return out
+        p = _softmax(np.atleast_2d(z) @ self.weights.T + self.bias)
+        own: Floats = p[:, : self.own].sum(axis=1)
+        return own[0] if np.ndim(x) == 1 else own
 
     def to_json(self) -> dict[str, Any]:
         def r(v: Floats) -> list[float]:
@@ -56,35 +61,40 @@ class ProductCheck:
         return {
             "means": r(self.means),
             "scales": r(self.scales),
-            "weights": r(self.weights),
-            "bias": float(f"{self.bias:.6g}"),
+            "weights": [r(row) for row in self.weights],
+            "bias": r(self.bias),
+            "own": self.own,
         }
 
 
-def _sigmoid(t: Floats) -> Floats:
-    out: Floats = 1.0 / (1.0 + np.exp(-np.clip(t, -50.0, 50.0)))
+def _softmax(logits: Floats) -> Floats:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    out: Floats = e / e.sum(axis=1, keepdims=True)
     return out
 
 
-def fit_binary(z: Floats, t: npt.NDArray[np.intp], l2: float = L2) -> tuple[Floats, float]:
-    """Class-balanced binary logistic regression on standardised rows ``z`` (labels 0/1),
-    by Nesterov-accelerated gradient descent; weights and bias."""
+def fit_multinomial(
+    z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float = L2
+) -> tuple[Floats, Floats]:
+    """Class-balanced multinomial logistic regression on standardised rows ``z``, by
+    Nesterov-accelerated gradient descent; weights (classes, features) and bias."""
     n, nf = z.shape
-    counts = np.bincount(t, minlength=2).astype(np.float64)
-    sw = (n / (2.0 * np.maximum(counts, 1.0)))[t] / n
+    counts = np.bincount(y, minlength=nc).astype(np.float64)
+    sw = (n / (nc * np.maximum(counts, 1.0)))[y] / n
+    onehot = np.eye(nc)[y]
     xb = np.hstack([z, np.ones((n, 1))])
-    lip = 0.25 * float(np.linalg.eigvalsh((xb * sw[:, None]).T @ xb).max()) + l2
+    lip = 0.5 * float(np.linalg.eigvalsh((xb * sw[:, None]).T @ xb).max()) + l2
     step = 1.0 / lip
-    w = np.zeros(nf + 1)
+    w = np.zeros((nf + 1, nc))
     v = w.copy()
-    penalty = np.ones(nf + 1)
+    penalty = np.ones((nf + 1, 1))
     penalty[-1] = 0.0
     for i in range(ITERATIONS):
-        grad = xb.T @ ((_sigmoid(xb @ v) - t) * sw) + l2 * penalty * v
+        grad = xb.T @ ((_softmax(xb @ v) - onehot) * sw[:, None]) + l2 * penalty * v
         w_next = v - step * grad
         v = w_next + (i / (i + 3)) * (w_next - w)
         w = w_next
-    return w[:-1].copy(), float(w[-1])
+    return w[:-1].T.copy(), w[-1].copy()
 
 
 def _standardisation(x: Floats) -> tuple[Floats, Floats]:
@@ -103,32 +113,37 @@ class CheckResult:
 
 def train_check(
     own: Floats,
+    own_labels: Sequence[int],
     others: Floats,
+    other_labels: Sequence[int],
     folds: Sequence[int],
     other_names: Sequence[str],
 ) -> CheckResult:
-    """Fit the check on the product's feature rows ``own`` against ``others``; ``folds``
-    gives a fold per row of ``own`` then ``others`` (groups kept whole)."""
+    """Fit the check on the product's feature rows ``own`` (its grades ``own_labels``,
+    0..k-1) against ``others`` (their classes ``other_labels``, 0..m-1: each other
+    product's grades); ``folds`` gives a fold per row of ``own`` then ``others``
+    (groups kept whole)."""
+    k = int(max(own_labels)) + 1
     x = np.vstack([own, others])
-    t = np.concatenate([np.ones(len(own), np.intp), np.zeros(len(others), np.intp)])
+    y = np.concatenate([np.asarray(own_labels, np.intp), k + np.asarray(other_labels, np.intp)])
+    nc = int(y.max()) + 1
+    is_own = y < k
     fold = np.asarray(folds, np.intp)
-    oof = np.zeros(len(t))
+    oof = np.zeros(len(y))
     for f in np.unique(fold):
         train, test = fold != f, fold == f
-        if len(np.unique(t[train])) < 2:
-            oof[test] = 0.5
-            continue
         means, scales = _standardisation(x[train])
-        w, b = fit_binary((x[train] - means) / scales, t[train])
-        oof[test] = _sigmoid(((x[test] - means) / scales) @ w + b)
-    own_p = oof[t == 1]
-    threshold = float(np.quantile(own_p, MISS_QUANTILE)) * THRESHOLD_MARGIN
-    threshold = float(np.clip(threshold, MIN_THRESHOLD, MAX_THRESHOLD))
+        w, b = fit_multinomial((x[train] - means) / scales, y[train], nc)
+        p = _softmax(((x[test] - means) / scales) @ w.T + b)
+        oof[test] = p[:, :k].sum(axis=1)
+    own_p = oof[is_own]
+    threshold = float(np.clip(np.quantile(own_p, MISS_QUANTILE), MIN_THRESHOLD, MAX_THRESHOLD))
     refused_own = float((own_p < threshold).mean())
-    accepted_others = float((oof[t == 0] >= threshold).mean())
+    accepted_others = float((oof[~is_own] >= threshold).mean())
     means, scales = _standardisation(x)
-    w, b = fit_binary((x - means) / scales, t)
-    check = ProductCheck(means, scales, w, b, threshold, tuple(sorted(set(other_names))))
+    w, b = fit_multinomial((x - means) / scales, y, nc)
+    names = tuple(sorted(set(other_names)))
+    check = ProductCheck(means, scales, w, b, k, threshold, names)
     accuracy = 1.0 - 0.5 * (refused_own + accepted_others)
     return CheckResult(check, accuracy, refused_own, accepted_others)
 
@@ -142,29 +157,30 @@ def check_from_json(
         return None
     if not isinstance(data, dict):
         raise bad("check", "not an object")
-    arrays = {}
-    for key, shape in (("means", (nf,)), ("scales", (nf,)), ("weights", (nf,))):
+
+    def array(key: str, ndim: int) -> Floats:
         try:
             arr = np.asarray(data.get(key), np.float64)
         except (TypeError, ValueError):
             raise bad(f"check.{key}", "not a list of numbers") from None
-        if arr.shape != shape or not np.all(np.isfinite(arr)):
-            raise bad(f"check.{key}", f"needs {shape[0]} finite numbers")
-        arrays[key] = arr
-    if np.any(arrays["scales"] <= 0):
-        raise bad("check.scales", "a scale is zero or negative")
-    bias = data.get("bias")
-    if not isinstance(bias, int | float) or not np.isfinite(bias):
-        raise bad("check.bias", "not a finite number")
+        if arr.ndim != ndim or not np.all(np.isfinite(arr)):
+            raise bad(f"check.{key}", "needs finite numbers")
+        return arr
+
+    means = array("means", 1)
+    if means.shape != (nf,):
+        raise bad("check.means", f"needs {nf} finite numbers (one per feature)")
+    scales = array("scales", 1)
+    if scales.shape != (nf,) or np.any(scales <= 0):
+        raise bad("check.scales", f"needs {nf} positive numbers (one per feature)")
+    weights, bias = array("weights", 2), array("bias", 1)
+    if weights.shape[1:] != (nf,) or bias.shape != (weights.shape[0],):
+        raise bad("check.weights", "shape does not match (classes x features, bias per class)")
+    own = data.get("own")
+    if not isinstance(own, int) or not 1 <= own < weights.shape[0]:
+        raise bad("check.own", "needs the number of the product's classes (at least 1)")
     if not isinstance(threshold, int | float) or not 0.0 <= threshold < 1.0:
         raise bad("check_threshold", "needs a number from 0 up to (not including) 1")
     if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
         raise bad("check_others", "needs a list of product names")
-    return ProductCheck(
-        arrays["means"],
-        arrays["scales"],
-        arrays["weights"],
-        float(bias),
-        float(threshold),
-        tuple(others),
-    )
+    return ProductCheck(means, scales, weights, bias, own, float(threshold), tuple(others))
