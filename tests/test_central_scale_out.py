@@ -134,6 +134,7 @@ def highest_seq(path: Path) -> int:
     return int(row[0] or 0)
 
 
+@pytest.mark.real_clock_only
 @pytest.mark.timeout(420)
 def test_three_ingests_share_four_stations_and_one_killed_loses_nothing(
     tmp_path: Path, tls_pki: Pki

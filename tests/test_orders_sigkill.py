@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import zxingcpp
 
 from edge.orders.apply import HANDLERS
@@ -157,6 +158,7 @@ def _kill_while_label_sending(
     return parcel
 
 
+@pytest.mark.real_clock_only
 def test_sigkill_while_packing_never_issues_a_number_twice_nor_loses_a_parcel(
     tmp_path: Path,
 ) -> None:

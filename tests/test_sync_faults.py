@@ -92,6 +92,7 @@ def test_postgresql_central_through_cuts_a_stall_and_a_broker_restart(
         check_delivery(rig, 2_000)
 
 
+@pytest.mark.real_clock_only
 def test_station_killed_mid_drain_loses_nothing_and_stores_nothing_twice(
     tmp_path: Path, tls_pki: Pki
 ) -> None:
@@ -121,6 +122,7 @@ def test_station_killed_mid_drain_loses_nothing_and_stores_nothing_twice(
         check_delivery(rig, 4_000)
 
 
+@pytest.mark.real_clock_only
 def test_central_ingest_killed_mid_stream_still_stores_exactly_once(
     tmp_path: Path, tls_pki: Pki
 ) -> None:
