@@ -38,31 +38,40 @@ MIN_THRESHOLD = 0.01
 
 @dataclass(frozen=True)
 class ProductCheck:
+    """The trained check. ``weights`` (classes, features) and ``bias`` (classes,) of a
+    multinomial model whose first ``own`` classes are the product's grades; or, with
+    ``own`` 0, a binary model (``weights`` (features,), ``bias`` a number: the logit of
+    "the product")."""
+
     means: Floats
     scales: Floats
-    weights: Floats  # (classes, features): the product's grades first, then the others'
-    bias: Floats  # (classes,)
-    own: int  # how many of the classes (the first) are the product's grades
+    weights: Floats
+    bias: Floats | float
     threshold: float  # below it: not the product
     others: tuple[str, ...]  # the products it was trained against
+    own: int = 0
 
     def probability(self, x: Floats) -> Floats:
         """The probability that each photo (rows of features, or one vector) shows the
         product; a 0-d array for one vector."""
-        z = (np.asarray(x, np.float64) - self.means) / self.scales
-        p = _softmax(np.atleast_2d(z) @ self.weights.T + self.bias)
-        own: Floats = p[:, : self.own].sum(axis=1)
-        return own[0] if np.ndim(x) == 1 else own
+        z = np.atleast_2d((np.asarray(x, np.float64) - self.means) / self.scales)
+        if self.own == 0:
+            out: Floats = 1.0 / (1.0 + np.exp(-np.clip(z @ self.weights + self.bias, -50, 50)))
+        else:
+            p = _softmax(z @ self.weights.T + self.bias)
+            out = p[:, : self.own].sum(axis=1)
+        return out[0] if np.ndim(x) == 1 else out
 
     def to_json(self) -> dict[str, Any]:
-        def r(v: Floats) -> list[float]:
+        def r(v: Floats | float) -> list[float]:
             return [float(f"{a:.6g}") for a in np.asarray(v, np.float64).ravel()]
 
+        weights = np.asarray(self.weights)
         return {
             "means": r(self.means),
             "scales": r(self.scales),
-            "weights": [r(row) for row in self.weights],
-            "bias": r(self.bias),
+            "weights": r(weights) if self.own == 0 else [r(row) for row in weights],
+            "bias": r(self.bias)[0] if self.own == 0 else r(self.bias),
             "own": self.own,
         }
 
@@ -143,7 +152,7 @@ def train_check(
     means, scales = _standardisation(x)
     w, b = fit_multinomial((x - means) / scales, y, nc)
     names = tuple(sorted(set(other_names)))
-    check = ProductCheck(means, scales, w, b, k, threshold, names)
+    check = ProductCheck(means, scales, w, b, threshold, names, own=k)
     accuracy = 1.0 - 0.5 * (refused_own + accepted_others)
     return CheckResult(check, accuracy, refused_own, accepted_others)
 
@@ -173,14 +182,26 @@ def check_from_json(
     scales = array("scales", 1)
     if scales.shape != (nf,) or np.any(scales <= 0):
         raise bad("check.scales", f"needs {nf} positive numbers (one per feature)")
-    weights, bias = array("weights", 2), array("bias", 1)
-    if weights.shape[1:] != (nf,) or bias.shape != (weights.shape[0],):
+    own = data.get("own", 0)
+    binary = own == 0
+    weights, bias = array("weights", 1 if binary else 2), array("bias", 0 if binary else 1)
+    if binary:
+        if weights.shape != (nf,):
+            raise bad("check.weights", f"needs {nf} finite numbers (one per feature)")
+    elif weights.shape[1:] != (nf,) or bias.shape != (weights.shape[0],):
         raise bad("check.weights", "shape does not match (classes x features, bias per class)")
-    own = data.get("own")
-    if not isinstance(own, int) or not 1 <= own < weights.shape[0]:
-        raise bad("check.own", "needs the number of the product's classes (at least 1)")
+    if not isinstance(own, int) or not 0 <= own < max(len(weights), 1):
+        raise bad("check.own", "needs the number of the product's classes (0: binary)")
     if not isinstance(threshold, int | float) or not 0.0 <= threshold < 1.0:
         raise bad("check_threshold", "needs a number from 0 up to (not including) 1")
     if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
         raise bad("check_others", "needs a list of product names")
-    return ProductCheck(means, scales, weights, bias, own, float(threshold), tuple(others))
+    return ProductCheck(
+        means,
+        scales,
+        weights,
+        float(bias) if binary else bias,
+        float(threshold),
+        tuple(others),
+        own=own,
+    )
