@@ -325,7 +325,10 @@ def print_calibration(report: dict[str, Any]) -> None:
             f"({oof['unsure']}), macro-F1 of the graded {oof['graded_macro_f1']:.3f}"
         )
     elif "costs_error" in report:
-        print(f"  costs: not applied ({report['costs_error']})")
+        print(
+            "  WARNING: the product's [costs] do not fit this model's classes (the station "
+            f"will not grade with it until they do): {report['costs_error']}"
+        )
     print(f"  skipped as unusable: {report['skipped']}")
     for s in report["skipped_photos"]:
         print(f"    {s['path']}: {s['reason']}: {s['message']}")
