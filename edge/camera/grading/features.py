@@ -189,8 +189,8 @@ def background_field(lab: npt.NDArray[np.float32], void: Mask) -> npt.NDArray[np
     for _ in range(3):
         if keep.sum() < 0.5 * len(b):
             return np.stack([flat_img, flat_img])
-        _, coef = cv2.solve(a[keep], b[keep], flags=cv2.DECOMP_SVD)
-        keep = _distance(a @ coef, b) < BACKGROUND_FIT_DELTA_E
+        coef = _least_squares(a[keep], b[keep])
+        keep = _distance((a @ coef).astype(np.float32), b) < BACKGROUND_FIT_DELTA_E
     if keep.sum() < 0.5 * len(b):
         return np.stack([flat_img, flat_img])
     # The quadratic at every pixel, term by term (broadcast rows and columns).
@@ -200,6 +200,16 @@ def background_field(lab: npt.NDArray[np.float32], void: Mask) -> npt.NDArray[np
     field = np.ascontiguousarray(field, np.float32)
     np.clip(field[..., 0], 0.0, 100.0, out=field[..., 0])
     return np.stack([field, flat_img])
+
+
+def _least_squares(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> Floats:
+    """The coefficients minimising |a @ coef - b| (a: pixels x 6 basis terms), by the
+    6 x 6 normal equations in float64: a few times faster than an SVD of ``a`` (cv2.solve),
+    which the station paid three times a photo; on a border strip the basis is well
+    conditioned, and the features came out the same on grading-dev)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    gram = a64.T @ a64 + 1e-9 * np.eye(a64.shape[1])
+    return np.asarray(np.linalg.solve(gram, a64.T @ b64), np.float64)
 
 
 def _distance(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
