@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from edge.camera.grading.features import CONTROL_FEATURES, FEATURE_NAMES
 from edge.camera.grading.groups import group_folds
-from edge.camera.grading.productcheck import ProductCheck, check_from_json
+from edge.camera.grading.productcheck import ProductCheck, check_from_json, fit_multinomial
 from edge.camera.grading.rules import Decision
 
 Floats = npt.NDArray[np.float64]
@@ -237,25 +237,7 @@ def _softmax(logits: Floats) -> Floats:
 
 def _fit_logreg(z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float) -> tuple[Floats, Floats]:
     """Class-balanced multinomial logistic regression by Nesterov-accelerated descent."""
-    n, nf = z.shape
-    counts = np.bincount(y, minlength=nc).astype(np.float64)
-    sample_w = (n / (nc * np.maximum(counts, 1.0)))[y] / n
-    onehot = np.eye(nc)[y]
-    xb = np.hstack([z, np.ones((n, 1))])
-    # Lipschitz bound of the gradient: 1/2 the largest eigenvalue of the weighted Gram.
-    lip = 0.5 * float(np.linalg.eigvalsh((xb * sample_w[:, None]).T @ xb).max()) + l2
-    step = 1.0 / lip
-    w = np.zeros((nf + 1, nc))
-    v = w.copy()
-    penalty = np.ones((nf + 1, 1))
-    penalty[-1] = 0.0  # no penalty on the bias
-    for t in range(ITERATIONS):
-        p = _softmax(xb @ v)
-        grad = xb.T @ ((p - onehot) * sample_w[:, None]) + l2 * penalty * v
-        w_next = v - step * grad
-        v = w_next + (t / (t + 3)) * (w_next - w)
-        w = w_next
-    return w[:-1].T.copy(), w[-1].copy()
+    return fit_multinomial(z, y, nc, l2, iterations=ITERATIONS)
 
 
 def _fit_centroid(z: Floats, y: npt.NDArray[np.intp], nc: int) -> tuple[Floats, Floats]:

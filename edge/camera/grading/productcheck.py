@@ -83,10 +83,11 @@ def _softmax(logits: Floats) -> Floats:
 
 
 def fit_multinomial(
-    z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float = L2
+    z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float = L2, iterations: int = ITERATIONS
 ) -> tuple[Floats, Floats]:
     """Class-balanced multinomial logistic regression on standardised rows ``z``, by
-    Nesterov-accelerated gradient descent; weights (classes, features) and bias."""
+    Nesterov-accelerated gradient descent; weights (classes, features) and bias. The
+    grading model's logistic candidates are fitted by it too (model.py)."""
     n, nf = z.shape
     counts = np.bincount(y, minlength=nc).astype(np.float64)
     sw = (n / (nc * np.maximum(counts, 1.0)))[y] / n
@@ -98,7 +99,7 @@ def fit_multinomial(
     v = w.copy()
     penalty = np.ones((nf + 1, 1))
     penalty[-1] = 0.0
-    for i in range(ITERATIONS):
+    for i in range(iterations):
         grad = xb.T @ ((_softmax(xb @ v) - onehot) * sw[:, None]) + l2 * penalty * v
         w_next = v - step * grad
         v = w_next + (i / (i + 3)) * (w_next - w)
