@@ -97,5 +97,21 @@ deploy-test: deploy-deps
 	$(BIN)/ruff check deploy/test && $(BIN)/mypy --strict deploy/test
 	$(BIN)/python -m pytest deploy/test -p no:cacheprovider -v -s --timeout=5400 --basetemp=$(DEPLOY_TMP)
 
+## Issue 17's CNN trial (experiments/grading_cnn/README.md): a small network trained from
+## scratch on DATA/<product>/<grade>/ photos in a venv of its own (torch CPU; never in the
+## project's venv), scored on the group-aware folds, exported to ONNX in /tmp (never in the
+## repository), set beside the classical path's figures on the same folds, and timed through
+## cv2.dnn with the project's venv.
+.PHONY: grading-cnn-trial
+grading-cnn-trial: DATA ?= ../shared/data/grading-dev
+grading-cnn-trial: CNN_VENV ?= /tmp/cnn-venv
+grading-cnn-trial: $(STAMP)
+	@[ -x $(CNN_VENV)/bin/python ] && $(CNN_VENV)/bin/python -c 'import torch, onnx, pydantic' 2>/dev/null \
+	  || { $(PY) -m venv $(CNN_VENV) && $(CNN_VENV)/bin/pip install -q torch==2.13.0 numpy \
+	       opencv-python-headless==5.0.0.93 onnx pydantic==2.14.3; }
+	nice -n 10 $(CNN_VENV)/bin/python experiments/grading_cnn/trial.py run $(DATA)
+	nice -n 10 $(BIN)/python experiments/grading_cnn/trial.py classical $(DATA)
+	$(BIN)/python experiments/grading_cnn/trial.py time $(DATA)
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
