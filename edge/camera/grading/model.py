@@ -36,7 +36,12 @@ import numpy.typing as npt
 
 from edge.camera.grading.features import CONTROL_FEATURES, FEATURE_NAMES
 from edge.camera.grading.groups import group_folds
-from edge.camera.grading.productcheck import ProductCheck, check_from_json, fit_multinomial
+from edge.camera.grading.productcheck import (
+    ProductCheck,
+    check_from_json,
+    fit_multinomial,
+    softmax,
+)
 from edge.camera.grading.rules import Decision
 
 Floats = npt.NDArray[np.float64]
@@ -88,7 +93,7 @@ class Model:
     def calibrated_proba(self, x: Floats) -> Floats:
         """Class probabilities with the fitted temperature (softmax(logits / T)): on
         held-out groups, a photo given 0.8 is right about 8 times in 10."""
-        p = _softmax(self.logits(x) / self.temperature)
+        p = softmax(self.logits(x) / self.temperature)
         return p[0] if np.ndim(x) == 1 else p
 
     def standardise(self, x: Floats) -> Floats:
@@ -107,7 +112,7 @@ class Model:
 
     def predict_proba(self, x: Floats) -> Floats:
         """Class probabilities; a vector for one photo, rows for several."""
-        p = _softmax(self.logits(x))
+        p = softmax(self.logits(x))
         return p[0] if np.ndim(x) == 1 else p
 
     def to_json(self) -> dict[str, Any]:
@@ -227,12 +232,6 @@ def from_json(data: Any, file: str = "<model>") -> Model:
         temperature=float(temperature),
         check=check,
     )
-
-
-def _softmax(logits: Floats) -> Floats:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    out: Floats = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 def _fit_logreg(z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float) -> tuple[Floats, Floats]:
@@ -357,7 +356,7 @@ class Calibration:
 
     @property
     def oof_proba(self) -> Floats:
-        return _softmax(self.oof_logits / self.model.temperature)
+        return softmax(self.oof_logits / self.model.temperature)
 
 
 def calibrate_full(

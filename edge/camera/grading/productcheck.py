@@ -58,7 +58,7 @@ class ProductCheck:
         if self.own == 0:
             out: Floats = 1.0 / (1.0 + np.exp(-np.clip(z @ self.weights + self.bias, -50, 50)))
         else:
-            p = _softmax(z @ self.weights.T + self.bias)
+            p = softmax(z @ self.weights.T + self.bias)
             out = p[:, : self.own].sum(axis=1)
         return out[0] if np.ndim(x) == 1 else out
 
@@ -76,7 +76,7 @@ class ProductCheck:
         }
 
 
-def _softmax(logits: Floats) -> Floats:
+def softmax(logits: Floats) -> Floats:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     out: Floats = e / e.sum(axis=1, keepdims=True)
     return out
@@ -100,7 +100,7 @@ def fit_multinomial(
     penalty = np.ones((nf + 1, 1))
     penalty[-1] = 0.0
     for i in range(iterations):
-        grad = xb.T @ ((_softmax(xb @ v) - onehot) * sw[:, None]) + l2 * penalty * v
+        grad = xb.T @ ((softmax(xb @ v) - onehot) * sw[:, None]) + l2 * penalty * v
         w_next = v - step * grad
         v = w_next + (i / (i + 3)) * (w_next - w)
         w = w_next
@@ -144,7 +144,7 @@ def train_check(
         train, test = fold != f, fold == f
         means, scales = _standardisation(x[train])
         w, b = fit_multinomial((x[train] - means) / scales, y[train], nc)
-        p = _softmax(((x[test] - means) / scales) @ w.T + b)
+        p = softmax(((x[test] - means) / scales) @ w.T + b)
         oof[test] = p[:, :k].sum(axis=1)
     own_p = oof[is_own]
     threshold = float(np.clip(np.quantile(own_p, MISS_QUANTILE), MIN_THRESHOLD, MAX_THRESHOLD))
