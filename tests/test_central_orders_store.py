@@ -5,7 +5,6 @@ to its point with seqs 1, 2, 3..., and a re-import changes nothing."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,17 +167,13 @@ def test_acks_move_up_only_and_never_past_what_was_queued(store: CentralStore) -
     assert row["epoch"] == store.down_epoch()
 
 
-def test_2500_orders_import_quickly_and_once(store: CentralStore) -> None:
+def test_2500_orders_import_once(store: CentralStore) -> None:
+    # How fast is measured by `make bench` (orders_import_2500_s), not here.
     orders = [order(n, SITE if n % 3 else OTHER) for n in range(2500)]
-    start = time.monotonic()
     counts = store.import_orders(orders)
-    first_s = time.monotonic() - start
-    start = time.monotonic()
     again = store.import_orders(orders)
-    again_s = time.monotonic() - start
     assert counts["accepted"] == 2500 and again["unchanged"] == 2500
     assert progress(store) == {SITE: (1666, 0), OTHER: (834, 0)}
-    assert first_s < 2.0 and again_s < 2.0, (first_s, again_s)
 
 
 def test_the_epoch_is_made_once_per_database(tmp_path: Path) -> None:
