@@ -61,8 +61,11 @@ def measure_item(
     mask = np.zeros((h, w), np.uint8)
     cv2.drawContours(mask, [contour - np.array([x, y], np.int32)], -1, 255, cv2.FILLED)
     inside = mask > 0
-    lab = cast(Image, cv2.cvtColor(crop, cv2.COLOR_BGR2Lab))[inside]
-    hsv = cast(Image, cv2.cvtColor(crop, cv2.COLOR_BGR2HSV_FULL))[inside]
+    # Only the item's own pixels are converted, as one row (the same per pixel; a column
+    # of one-pixel rows is slow: OpenCV splits its work by rows).
+    px = np.ascontiguousarray(crop[inside]).reshape(1, -1, 3)
+    lab = cast(Image, cv2.cvtColor(px, cv2.COLOR_BGR2Lab)).reshape(-1, 3)
+    hsv = cast(Image, cv2.cvtColor(px, cv2.COLOR_BGR2HSV_FULL)).reshape(-1, 3)
     n = max(int(inside.sum()), 1)
     dark = lab[:, 0] < DARK_SPOT_RATIO * _median_u8(lab[:, 0])
     sound = ~dark
@@ -78,7 +81,7 @@ def measure_item(
         greenish[:] = False
     green_share = float(greenish.sum()) / n
     dark_share = float(dark.sum()) / n
-    mean_lab = lab[sound].mean(axis=0, dtype=np.float64)
+    mean_lab = np.ascontiguousarray(lab[sound].T).mean(axis=1, dtype=np.float64)
     scale = view.px_per_unit
     level = None
     if score is not None:  # segment.segment's level: half the item's median score
