@@ -198,6 +198,42 @@ def test_the_model_learns_the_telling_feature_and_names_it():
     assert top and top[0].key == FEATURE_NAMES[5] and top[0].op == ">"
 
 
+def test_a_class_in_the_middle_of_a_range_is_learnt_by_the_quadratic_kind(tmp_path):
+    """ "ok" lies in the middle of feature 7's range, "off" on both sides of it (too
+    green or too brown): no straight boundary on that feature separates them."""
+    rng = np.random.default_rng(11)
+    nf = len(FEATURE_NAMES)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(0, 1, (2 * n, nf))
+        y = np.repeat(np.arange(2), n)
+        side = rng.choice([-1.0, 1.0], size=n)
+        x[n:, 7] = side * rng.uniform(2.5, 4.0, size=n)  # "off": far out, either side
+        x[:n, 7] = rng.uniform(-1.0, 1.0, size=n)  # "ok": the middle
+        return x, y
+
+    x, y = draw(150)
+    cal = calibrate_full(x, y, ("ok", "off"), "potato")
+    scores = cal.model.info["cv_macro_f1"]
+    assert scores["quadratic_l2_0.003"] > 0.9 and scores["logreg_l2_0.003"] < 0.75, scores
+    model = cal.model
+    assert model.kind == "quadratic" and model.weights.shape == (2, 2 * nf)
+    x_new, y_new = draw(150)
+    assert (np.argmax(model.logits(x_new), axis=1) == y_new).mean() > 0.9
+    far = x_new[-1]  # an "off"
+    top = explain(model, far, 1)
+    assert top and top[0].key == FEATURE_NAMES[7] and top[0].grade == "off"
+    model.save(tmp_path / "q.json")
+    again = Model.load(tmp_path / "q.json")
+    assert again.kind == "quadratic"
+    assert np.allclose(again.calibrated_proba(x_new), model.calibrated_proba(x_new), atol=1e-5)
+    data = json.loads((tmp_path / "q.json").read_text())
+    data["weights"] = [row[:nf] for row in data["weights"]]  # a linear model's shape
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"bad.json: weights: shape \(2, 27\)"):
+        Model.load(tmp_path / "bad.json")
+
+
 def _write_model(tmp_path: Path, calibrated: Path, **changes: object) -> Path:
     data = json.loads(calibrated.read_text())
     data.update(changes)
@@ -213,6 +249,7 @@ def _write_model(tmp_path: Path, calibrated: Path, **changes: object) -> Path:
         ({"version": 99}, "version", "not supported"),
         ({"feature_names": ["a", "b"]}, "feature_names", "calibrate the model again"),
         ({"weights": [[1.0, 2.0]]}, "weights", "shape"),
+        ({"kind": "forest"}, "kind", "upgrade the station"),
         ({"bias": [float("nan")] * 3}, "bias", "non-finite"),
         ({"classes": ["only"]}, "classes", "at least two"),
         ({"scales": [0.0] * len(FEATURE_NAMES)}, "scales", "zero or negative"),
