@@ -310,10 +310,23 @@ class Intake:
                 return True
         return False
 
-    def check_may_grade(self, lot_id: str, lead: bool) -> None:
-        """:func:`lead_needed` when someone who is not a lead sets the grade of a lot
-        the station was not sure of."""
-        if not lead and self.lead_decides(lot_id):
+    def check_may_grade(self, lot_id: str, grade: str, lead: bool) -> None:
+        """Who may set a lot's grade: anyone confirms the station's proposal; a lead
+        overrides it (403 ``override_needs_lead`` for anyone else), and a lead chooses
+        the grade of a lot the station was not sure of (:func:`lead_needed`)."""
+        if lead:
+            return
+        proposed = (self.grades.lot_grade(lot_id) or {}).get("proposed_grade")
+        if proposed is not None and grade != proposed:
+            raise IntakeError(
+                "override_needs_lead",
+                "Đổi hạng khác với hạng trạm đề xuất cần trưởng điểm xác nhận. "
+                "Nhờ trưởng điểm đăng nhập để sửa, hoặc xác nhận hạng đề xuất.",
+                f"Overriding the proposed grade ({proposed}) needs a lead; ask the lead, or "
+                "confirm the proposal.",
+                403,
+            )
+        if self.lead_decides(lot_id):
             raise lead_needed()
 
     def lot_view(self, lot_id: str, photo_id: str | None = None) -> dict[str, Any]:
