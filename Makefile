@@ -59,7 +59,7 @@ EDGE_TEST_CLOCK ?= $(shell date -u +%Y)-12-31T16:59:40Z
 pytest: $(STAMP) system-deps
 	@runs=$$(mktemp -d /tmp/edge-test.XXXXXX); \
 	echo "== the suite twice at once: on the real clock, and on the test clock EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) ($$runs)"; \
-	env -u EDGE_TEST_CLOCK -u EDGE_TEST_CLOCK_ANCHOR $(BIN)/pytest -p no:cacheprovider \
+	env -u EDGE_TEST_CLOCK -u EDGE_TEST_CLOCK_ANCHOR EDGE_TEST_PASS=real $(BIN)/pytest -p no:cacheprovider \
 	  --durations=8 --basetemp=$$runs/real > $$runs/real.log 2>&1 & real=$$!; \
 	env -u EDGE_TEST_CLOCK_ANCHOR EDGE_TEST_CLOCK=$(EDGE_TEST_CLOCK) $(BIN)/pytest -p no:cacheprovider \
 	  --durations=8 --basetemp=$$runs/clock > $$runs/clock.log 2>&1 & clock=$$!; \

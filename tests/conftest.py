@@ -32,13 +32,18 @@ def tls_broker(tls_pki: Pki, tmp_path: Path) -> Iterator[Broker]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The calendar pass (EDGE_TEST_CLOCK set) skips the long tests marked
-    ``real_clock_only``: they run on the real clock, side by side with it."""
-    if not os.environ.get("EDGE_TEST_CLOCK"):
+    """make test runs the suite twice at once; each long test about no date runs in one
+    pass: the calendar pass (EDGE_TEST_CLOCK set) skips those marked ``real_clock_only``,
+    the real-clock pass (EDGE_TEST_PASS=real) those marked ``calendar_pass_only``."""
+    if os.environ.get("EDGE_TEST_CLOCK"):
+        marker, reason = "real_clock_only", "the real-clock pass runs it (make test)"
+    elif os.environ.get("EDGE_TEST_PASS") == "real":
+        marker, reason = "calendar_pass_only", "the calendar pass runs it (make test)"
+    else:
         return
-    skip = pytest.mark.skip(reason="real_clock_only: the real-clock pass runs it (make test)")
+    skip = pytest.mark.skip(reason=f"{marker}: {reason}")
     for item in items:
-        if item.get_closest_marker("real_clock_only"):
+        if item.get_closest_marker(marker):
             item.add_marker(skip)
 
 

@@ -161,7 +161,7 @@ def the_scans(records: list[dict[str, Any]], ghn: list[dict[str, Any]], sign: Pa
     return scans
 
 
-@pytest.mark.real_clock_only
+@pytest.mark.calendar_pass_only
 def test_300_parcels_handed_over_by_keyboard_wedge_scans(
     tmp_path: Path, browser: Browser, tls_broker: Broker, tls_pki: Pki
 ) -> None:
