@@ -20,6 +20,9 @@ from edge.camera.scenes import ItemSpec, jpeg, make_scene
 from edge.cli import main
 from tests.test_grading_model import make_folder
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 BANANAS = tuple(ItemSpec("yellow", 170, 36, (180, 40 + i * 50), 3) for i in range(4))
 
 

@@ -18,6 +18,9 @@ from edge.camera.grading.annotate import (
 )
 from edge.camera.scenes import DEFAULT_ITEMS, ItemSpec, make_scene
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 VIEWS: dict[str, dict[str, Any]] = {
     "square-on": {},
     "oblique": {"tilt_deg": 30.0, "tilt_dir_deg": 45.0, "rotate_deg": 20.0},

@@ -21,6 +21,9 @@ from edge.camera.grading.groups import (
 )
 from edge.camera.grading.productcheck import train_check
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 
 def shot(backdrop_bgr: tuple[int, int, int], size: tuple[int, int], seed: int) -> bytes:
     """A produce-like blob on a plain backdrop, with a little noise: one session's photo."""

@@ -28,6 +28,9 @@ from edge.camera.scenes import (
     random_items,
 )
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 SIZE_TOL = 0.03  # relative
 DEFECT_TOL = 0.02  # share, i.e. 2 percentage points
 

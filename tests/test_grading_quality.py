@@ -19,6 +19,9 @@ from edge.camera.grading import (
 from edge.camera.grading.quality import MESSAGES, photo_stats
 from edge.camera.scenes import ItemSpec, jpeg, make_scene
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Reason]] = {
     "strong-blur": ({"blur_sigma": 6.0}, {}, Reason.BLURRED),
     "moderate-blur": ({"blur_sigma": 3.5}, {}, Reason.BLURRED),

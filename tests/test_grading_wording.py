@@ -22,6 +22,9 @@ from edge.camera.scenes import ItemSpec, Spot, make_scene
 from edge.config import GradingConfig
 from edge.gradenames import grade_label, printed_grade
 
+# About no date or time of day: make test runs these in one pass (the calendar pass skips it).
+pytestmark = pytest.mark.real_clock_only
+
 RULES = GradingConfig().rules_dir
 BANANAS = tuple(ItemSpec("yellow", 170, 36, (180, 40 + i * 50), 3) for i in range(4))
 POTATOES = tuple(

@@ -31,6 +31,9 @@ from rigs.helpers import Broker, wait_for
 from rigs.orders_export import BAD_KINDS, SITES, make_export, mapping_csv, order_id
 from tests.central_support import central_db
 
+# About no date or time of day: make test runs these in one pass (the real-clock pass skips it).
+pytestmark = pytest.mark.calendar_pass_only
+
 MAPPING = parse_mapping(mapping_csv())
 TIKTOK_HEADER = (
     "Order ID,Order Status,Seller SKU,Product Name,Variation,Quantity,Order Amount,"

@@ -26,6 +26,9 @@ from edge.scale.protocols import (
 from edge.scale.simulator import ScaleSimulator
 from rigs.helpers import wait_for
 
+# About no date or time of day: make test runs these in one pass (the real-clock pass skips it).
+pytestmark = pytest.mark.calendar_pass_only
+
 INTERVAL = 0.01
 QUIET_S = 0.15
 """How long "nothing arrives" is watched for: on a slow machine what should not arrive
