@@ -191,7 +191,7 @@ def background_field(lab: npt.NDArray[np.float32], void: Mask) -> npt.NDArray[np
         if keep.sum() < 0.5 * len(b):
             return np.stack([flat_img, flat_img])
         coef = _least_squares(a64[keep], b64[keep])
-        keep = _distance((a @ coef).astype(np.float32), b) < BACKGROUND_FIT_DELTA_E
+        keep = _distance((a64 @ coef).astype(np.float32), b) < BACKGROUND_FIT_DELTA_E
     if keep.sum() < 0.5 * len(b):
         return np.stack([flat_img, flat_img])
     # The quadratic at every pixel: the terms of x alone per column, of y alone per row,

@@ -257,11 +257,6 @@ def from_json(data: Any, file: str = "<model>") -> Model:
     )
 
 
-def _fit_logreg(z: Floats, y: npt.NDArray[np.intp], nc: int, l2: float) -> tuple[Floats, Floats]:
-    """Class-balanced multinomial logistic regression by Nesterov-accelerated descent."""
-    return fit_multinomial(z, y, nc, l2, iterations=ITERATIONS)
-
-
 def _fit_centroid(z: Floats, y: npt.NDArray[np.intp], nc: int) -> tuple[Floats, Floats]:
     means = np.stack([z[y == c].mean(axis=0) for c in range(nc)])
     return means, np.zeros(nc)
@@ -287,7 +282,7 @@ def fit(
     if kind == "centroid":
         w, b = _fit_centroid(z, y, nc)
     else:
-        w, b = _fit_logreg(terms(z, kind), y, nc, l2)
+        w, b = fit_multinomial(terms(z, kind), y, nc, l2, iterations=ITERATIONS)
     info: dict[str, Any] = {"photos": {c: int((y == i).sum()) for i, c in enumerate(classes)}}
     if kind != "centroid":
         info["l2"] = l2
