@@ -21,6 +21,7 @@ from edge.camera import scenes
 from edge.camera.capture import generated_tray
 from edge.camera.grading import Declined, TrayMeasurement, assess, decode_jpeg
 from edge.camera.grading.evaluate import calibrate_folder
+from edge.camera.grading.model import EMBEDDED, FIGURES
 from edge.camera.intake import Intake
 from edge.camera.scenes import Spot, jpeg, make_scene
 from edge.config import parse_config
@@ -154,24 +155,31 @@ def _calibration_folder(root: Path) -> Path:
 
 def bench_grade_photo_model(runs: int = PHOTO_RUNS) -> None:
     """``grade_photo_model_ms_median``: :func:`bench_grade_photo`'s whole per-photo path
-    with the chosen grader, a calibrated model (``edge grade calibrate``'s code:
+    with a model on the pretrained network's embedding (the kind calibration chose for
+    grading-dev's bananas), and ``grade_photo_model_figures_ms_median`` with one on the
+    produce figures alone. Each is a calibrated model (``edge grade calibrate``'s code:
     group-aware candidates, altered copies, temperature, product check against
     generated potatoes) in the station's grading models_dir; the model path adds the
     produce features, the product check and the cost-aware decision to the
     measurement."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        result = calibrate_folder(
-            _calibration_folder(root / "photos"), "banana", others=[root / "photos" / "potato"]
+    for inputs, name in ((EMBEDDED, "grade_photo_model_ms_median"), (FIGURES, _FIGURES_LINE)):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            photos = _calibration_folder(root / "photos")
+            result = calibrate_folder(
+                photos, "banana", others=[root / "photos" / "potato"], inputs=inputs
+            )
+            models = root / "models"
+            models.mkdir()
+            result.model.save(models / "banana.json")
+            median, graded, method = _upload_ms(runs, models)
+        print(
+            f"{name}: {median:.2f}  (the same path graded by a calibrated model on the "
+            f"{inputs} with its product check; {graded}/{runs + 1} graded, by {method or '?'})"
         )
-        models = root / "models"
-        models.mkdir()
-        result.model.save(models / "banana.json")
-        median, graded, method = _upload_ms(runs, models)
-    print(
-        f"grade_photo_model_ms_median: {median:.2f}  (the same path graded by a calibrated "
-        f"model with its product check; {graded}/{runs + 1} graded, by {method or '?'})"
-    )
+
+
+_FIGURES_LINE = "grade_photo_model_figures_ms_median"
 
 
 if __name__ == "__main__":

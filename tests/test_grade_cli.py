@@ -14,7 +14,7 @@ import pytest
 
 from edge.camera.grade_cli import print_calibration
 from edge.camera.grading import Declined, WorkImage, decode_jpeg
-from edge.camera.grading.grade import model_input
+from edge.camera.grading.grade import model_input, model_vector
 from edge.camera.grading.model import Model
 from edge.camera.scenes import ItemSpec, jpeg, make_scene
 from edge.cli import main
@@ -149,7 +149,8 @@ def test_calibrate_then_eval_through_the_cli(capsys, tmp_path):
     assert [(Path(s["path"]).name, s["reason"]) for s in report["skipped_photos"]] == [
         ("broken.jpg", "not_an_image")
     ]
-    assert report["bytes"] == model.stat().st_size < 8000
+    assert report["bytes"] == model.stat().st_size < 200_000
+    assert report["inputs"] == "figures+efficientnet-lite0-192"
     assert set(report["cv_macro_f1"]) == set(report["control_macro_f1"])
     assert report["macro_f1"] == max(report["cv_macro_f1"].values())
     assert report["groups"] >= 2 and 2 <= report["folds"] <= 5 and report["temperature"] > 0
@@ -165,12 +166,13 @@ def test_calibrate_then_eval_through_the_cli(capsys, tmp_path):
     for path, own in ((potato, False), (test / "rotten" / "000.jpg", True)):
         seen = model_input(WorkImage.of(decode_jpeg(path.read_bytes())))
         assert not isinstance(seen, Declined)
-        p = loaded.product_probability(seen[1].vector)
+        p = loaded.product_probability(model_vector(loaded, seen[1]))
         assert p is not None and (p >= loaded.check_threshold) == own, (path, p)
 
     print_calibration(report)  # what calibrate prints without --json
     out = capsys.readouterr().out
-    assert "group-aware macro-F1 per candidate: centroid " in out
+    assert "group-aware macro-F1 per candidate: lite0_l2_0.03 " in out
+    assert "logreg model on the figures+efficientnet-lite0-192 for banana" in out
     assert "background-only control: " in out and "temperature " in out
     assert "product check against potato 6: out-of-fold accuracy " in out
     assert re.search(r"costly confusions \(ripe->unripe, [^)]+\) [0-9.]+% \(\d+ of 6\)", out)

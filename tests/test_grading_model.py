@@ -21,6 +21,8 @@ from edge.camera.grading.evaluate import (
 from edge.camera.grading.features import FEATURE_NAMES, Features, photo_features
 from edge.camera.grading.grade import Graded, grade_work, load_grading_rules, model_input
 from edge.camera.grading.model import (
+    EMBEDDED,
+    FIGURES,
     Model,
     ModelError,
     calibrate,
@@ -98,10 +100,23 @@ def calibrated(folders: tuple[Path, Path], tmp_path_factory: pytest.TempPathFact
     return path
 
 
+@pytest.fixture(scope="module")
+def calibrated_figures(
+    folders: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A model on the produce figures alone (``--inputs figures``)."""
+    result = calibrate_folder(folders[0], "banana", inputs=FIGURES)
+    assert result.model.inputs == FIGURES
+    path = tmp_path_factory.mktemp("model") / "banana-figures.json"
+    result.model.save(path)
+    return path
+
+
 def test_calibrate_then_eval_grades_the_held_out_photos(folders, calibrated):
     model = Model.load(calibrated)
     assert model.classes == ("ripe", "rotten", "unripe")  # the subfolder names, sorted
-    assert 500 < calibrated.stat().st_size < 6000  # a few kB
+    assert model.inputs == EMBEDDED  # the default: the pretrained network's embedding
+    assert 20_000 < calibrated.stat().st_size < 200_000  # 1310 numbers per class and more
     rules = load_grading_rules(RULES, "banana")
     ev = evaluate_folder(
         folders[1], lambda w: grade_work(w, rules, model), model.classes, str(calibrated)
@@ -260,17 +275,21 @@ def _write_model(tmp_path: Path, calibrated: Path, **changes: object) -> Path:
         ({"check": {"means": [1.0]}}, "check.means", "finite numbers"),
     ],
 )
-def test_a_bad_model_file_is_a_clear_error(tmp_path, calibrated, change, key, words):
-    path = _write_model(tmp_path, calibrated, **change)
+def test_a_bad_model_file_is_a_clear_error(tmp_path, calibrated_figures, change, key, words):
+    path = _write_model(tmp_path, calibrated_figures, **change)
     with pytest.raises(ModelError) as err:
         Model.load(path)
     assert str(err.value).startswith(f"{path}: {key}: ")
     assert words in str(err.value)
 
 
-def test_the_model_file_has_a_temperature_and_a_version_1_file_still_loads(tmp_path, calibrated):
+def test_the_model_file_has_a_temperature_and_a_version_1_file_still_loads(
+    tmp_path, calibrated_figures
+):
+    calibrated = calibrated_figures
     data = json.loads(calibrated.read_text())
-    assert data["version"] == 2 and data["temperature"] > 0
+    assert data["version"] == 3 and data["temperature"] > 0 and data["inputs"] == "figures"
+    assert 500 < calibrated.stat().st_size < 6000  # a few kB
     assert data["check"] is None and data["check_others"] == []  # no other products given
     model = Model.load(calibrated)
     x = _features(photo("ripe", 5)).vector

@@ -20,7 +20,9 @@ from typing import Any
 
 from edge.camera.dataset_cli import add_dataset_command
 from edge.camera.grading.costs import Costs, costs_for
+from edge.camera.grading.embed import BackboneError
 from edge.camera.grading.evaluate import (
+    ANY,
     CalibrationResult,
     DatasetError,
     Evaluation,
@@ -39,6 +41,7 @@ from edge.camera.grading.grade import (
     load_lookalikes,
 )
 from edge.camera.grading.measure import WorkImage
+from edge.camera.grading.model import EMBEDDED, FIGURES
 from edge.camera.grading.quality import Declined, Reason
 from edge.camera.grading.rules import Rules, RulesError
 from edge.config import GradingConfig
@@ -66,6 +69,7 @@ exit status: 0 graded (or done), 1 the photo was declined (reason code and messa
 printed), 2 bad input (not an image, unknown product, bad rules or model file, an
 unusable folder)"""
 COMMANDS = ("calibrate", "eval")
+INPUT_CHOICES = {"any": ANY, "figures": FIGURES, "embedding": EMBEDDED}  # --inputs
 LEAK_MARGIN = 0.1  # a background-only control within this of the produce's score: a leak
 
 
@@ -193,8 +197,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     try:
         rules = load_grading_rules(args.rules_dir, args.product)  # the product must be known
         others = list(args.others) if args.others else other_products(root, known)
-        result = calibrate_folder(root, args.product, args.marker_mm, others)
-    except (GradingError, DatasetError) as exc:
+        result = calibrate_folder(
+            root, args.product, args.marker_mm, others, inputs=INPUT_CHOICES[args.inputs]
+        )
+    except (GradingError, DatasetError, BackboneError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc.filename}: cannot read: {exc.strerror}")
@@ -227,12 +233,13 @@ def calibration_report(
     control: dict[str, float] = info.get("control_macro_f1", {})
     best = max(cv.values()) if cv else 0.0
     control_best = max(control.values()) if control else None
-    chosen = next((k for k, v in cv.items() if v == best), None)
+    chosen = info.get("chosen") or next((k for k, v in cv.items() if v == best), None)
     leak = control_best is not None and control_best >= best - LEAK_MARGIN
     report: dict[str, Any] = {
         "model": str(args.out),
         "product": args.product,
         "kind": model.kind,
+        "inputs": model.inputs,
         "chosen": chosen,
         "classes": list(model.classes),
         "photos_used": result.used,
@@ -277,7 +284,8 @@ def print_calibration(report: dict[str, Any]) -> None:
 
     used = ", ".join(f"{c} {n}" for c, n in report["photos_used"].items())
     print(
-        f"{report['model']}: {report['kind']} model for {report['product']} "
+        f"{report['model']}: {report['kind']} model on the {report['inputs']} for "
+        f"{report['product']} "
         f"({report['bytes']} bytes)"
     )
     print(f"  photos used per class: {used}")
@@ -440,6 +448,14 @@ def add_grade_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="DIR2",
         help="(calibrate) other products' calibration folders, for the product check "
         "(default: the folder's siblings named after a known product)",
+    )
+    grade.add_argument(
+        "--inputs",
+        choices=tuple(INPUT_CHOICES),
+        default="embedding",
+        help="(calibrate) which candidates compete: embedding (default: the pretrained "
+        "network's embedding of the produce, with the figures), figures (the produce "
+        "figures alone: quicker, for a station too slow for the network) or any (both)",
     )
     grade.set_defaults(func=cmd_grade)
     add_dataset_command(grade)  # edge grade dataset export (edge/camera/dataset_cli.py)

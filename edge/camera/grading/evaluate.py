@@ -19,13 +19,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge.camera.grading import augment
+from edge.camera.grading.embed import backbone
 from edge.camera.grading.features import (
     FEATURE_NAMES,
     FEATURE_SIDE,
@@ -42,13 +43,23 @@ from edge.camera.grading.groups import (
     session_cues,
 )
 from edge.camera.grading.measure import WorkImage, decode_jpeg, measure_tray
-from edge.camera.grading.model import FOLDS, Calibration, Model, calibrate_full
+from edge.camera.grading.model import (
+    EMBEDDED,
+    FIGURES,
+    FOLDS,
+    INPUTS,
+    Calibration,
+    Model,
+    calibrate_full,
+    joined,
+)
 from edge.camera.grading.productcheck import CheckResult, train_check
 from edge.camera.grading.quality import Declined
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MIN_CLASS_PHOTOS = 3
 MAX_OTHER_PHOTOS = 300  # other products' photos the product check learns from (evenly taken)
+ANY = "any"  # calibrate_folder's inputs: every candidate competes
 AUGMENT_SIDE = FEATURE_SIDE  # copies are made from the photo at the features' size
 WORKERS = min(4, os.cpu_count() or 1)
 
@@ -107,25 +118,34 @@ class Seen:
     background: npt.NDArray[np.float64] | None
     cues: npt.NDArray[np.float64]
     copies: tuple[npt.NDArray[np.float64], ...]  # the altered copies' features
+    # With the embedding: the produce's and the backdrop's (else None).
+    embedded: npt.NDArray[np.float64] | None = None
+    background_embedded: npt.NDArray[np.float64] | None = None
 
 
-def see_photo(data: bytes, marker_mm: float | None, index: int, copies: int) -> Seen:
+def see_photo(
+    data: bytes, marker_mm: float | None, index: int, copies: int, embedding: bool = False
+) -> Seen:
     """The features of one calibration photo (exactly as :func:`grade.model_input`
     computes them at the station), its background figures, its session cues and, for
-    ``copies`` > 0, its altered copies' features (``index`` seeds them). ``ValueError``
-    when it is not an image."""
+    ``copies`` > 0, its altered copies' features (``index`` seeds them); with
+    ``embedding``, the pretrained network's embeddings of the produce and of the
+    backdrop (:mod:`embed`). ``ValueError`` when it is not an image."""
     work = WorkImage.of(decode_jpeg(data))
     m = measure_tray(work, marker_mm)
-    seen, background = produce_and_background(work.full, m.marker)
+    seen, background, backdrop = produce_and_background(work.full, m.marker)
     cues = session_cues(data)
     out: list[npt.NDArray[np.float64]] = []
     if copies and not isinstance(seen, Declined):
         base = _augment_base(work.full, m.marker)
         for copy in augment.copies(base, index, copies):
-            f, _ = produce_and_background(copy, with_background=False)
+            f, _, _ = produce_and_background(copy, with_background=False)
             if not isinstance(f, Declined):
                 out.append(f.vector)
-    return Seen(seen, background, cues, tuple(out))
+    if not embedding or isinstance(seen, Declined) or backdrop is None:
+        return Seen(seen, background, cues, tuple(out))
+    rows = backbone().embed([seen.view, backdrop])
+    return Seen(seen, background, cues, tuple(out), rows[0], rows[1])
 
 
 def _augment_base(bgr: npt.NDArray[np.uint8], marker: Any) -> npt.NDArray[np.uint8]:
@@ -146,7 +166,11 @@ def _augment_base(bgr: npt.NDArray[np.uint8], marker: Any) -> npt.NDArray[np.uin
 
 
 def _see_all(
-    paths: Sequence[Path], marker_mm: float | None, copies: int, first_index: int = 0
+    paths: Sequence[Path],
+    marker_mm: float | None,
+    copies: int,
+    first_index: int = 0,
+    embedding: bool = False,
 ) -> list[Seen | str]:
     """:func:`see_photo` of each path (a reason string where it cannot be read), on
     WORKERS threads (OpenCV lets go of the interpreter), results in order."""
@@ -157,7 +181,7 @@ def _see_all(
         except OSError as exc:
             return f"cannot read: {exc.strerror}"
         try:
-            return see_photo(data, marker_mm, first_index + i, copies)
+            return see_photo(data, marker_mm, first_index + i, copies, embedding)
         except ValueError as exc:
             return str(exc)
 
@@ -194,10 +218,20 @@ def calibrate_folder(
     marker_mm: float | None = 40.0,
     others: Sequence[Path] = (),
     copies: int = augment.COPIES,
+    inputs: str = EMBEDDED,
 ) -> CalibrationResult:
     """Fit a model on ``root`` (one subfolder per grade); refuses fewer than two classes
     or a class with fewer than MIN_CLASS_PHOTOS usable photos. ``others``: other
-    products' calibration folders (one subfolder per grade), for the product check."""
+    products' calibration folders (one subfolder per grade), for the product check.
+    ``inputs``: EMBEDDED (the default: the candidates on the pretrained network's
+    embedding, :mod:`embed`, which won on grading-dev's nested group-aware folds),
+    FIGURES (the produce figures' candidates) or ANY (both compete);
+    ``BackboneError`` when the network is needed and cannot be loaded."""
+    if inputs not in (ANY, *INPUTS):
+        raise ValueError(f"inputs: {inputs!r} is not one of {ANY!r}, {FIGURES!r}, {EMBEDDED!r}")
+    embedding = inputs != FIGURES
+    if embedding:
+        backbone()  # a missing network is said before minutes of work
     folders = labelled_photos(root)
     if len(folders) < 2:
         raise DatasetError(
@@ -207,8 +241,10 @@ def calibrate_folder(
     classes = tuple(folders)
     paths = [p for files in folders.values() for p in files]
     names = [label for label, files in folders.items() for _ in files]
-    seen_all = _see_all(paths, marker_mm, copies)
+    seen_all = _see_all(paths, marker_mm, copies, embedding=embedding)
     rows: list[npt.NDArray[np.float64]] = []
+    emb: list[npt.NDArray[np.float64]] = []
+    bg_emb: list[npt.NDArray[np.float64]] = []
     backgrounds: list[npt.NDArray[np.float64]] = []
     cues: list[npt.NDArray[np.float64]] = []
     aug: list[npt.NDArray[np.float64]] = []
@@ -227,6 +263,9 @@ def calibrate_folder(
         for v in seen.copies:
             aug.append(v)
             aug_of.append(len(rows))
+        if seen.embedded is not None:
+            emb.append(seen.embedded)
+            bg_emb.append(cast(npt.NDArray[np.float64], seen.background_embedded))
         rows.append(seen.features.vector)
         nan = np.full(len(FEATURE_NAMES), np.nan)
         backgrounds.append(seen.background if seen.background is not None else nan)
@@ -249,6 +288,7 @@ def calibrate_folder(
     if groups is None:
         groups = cluster_groups(np.vstack(cues), labels)
     x = np.vstack(rows)
+    embedded = np.vstack(emb) if embedding else None
     cal = calibrate_full(
         x,
         y,
@@ -258,10 +298,14 @@ def calibrate_folder(
         np.vstack(aug) if aug else None,
         np.asarray(aug_of, np.intp),
         np.vstack(backgrounds),
+        embedded,
+        np.vstack(bg_emb) if embedding else None,
+        None if inputs == ANY else inputs,
     )
     result = CalibrationResult(cal.model, used, skipped, cal)
     if others:
-        _train_check(result, x, labels, groups, others, marker_mm)
+        own = joined(x, embedded) if cal.model.embedded else x
+        _train_check(result, own, labels, groups, others, marker_mm)
     return result
 
 
@@ -289,10 +333,15 @@ def _train_check(
         paths, names = [paths[i] for i in take], [names[i] for i in take]
         kinds = [kinds[i] for i in take]
     rows, cues, used_names, used_kinds = [], [], [], []
-    for seen, name, kind in zip(_see_all(paths, marker_mm, 0), names, kinds, strict=True):
+    embedding = result.model.embedded
+    seen_all = _see_all(paths, marker_mm, 0, embedding=embedding)
+    for seen, name, kind in zip(seen_all, names, kinds, strict=True):
         if isinstance(seen, str) or isinstance(seen.features, Declined):
             continue
-        rows.append(seen.features.vector)
+        if embedding and seen.embedded is None:
+            continue
+        v = seen.features.vector
+        rows.append(np.concatenate([v, seen.embedded]) if embedding else v)
         cues.append(seen.cues)
         used_names.append(name)
         used_kinds.append(kind)

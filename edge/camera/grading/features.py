@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.camera.grading.embed import produce_view
 from edge.camera.grading.measure import Marker, WorkImage
 from edge.camera.grading.quality import Declined, Reason
 
@@ -112,6 +113,7 @@ class Features:
     vector: Floats  # len(FEATURE_NAMES), float64
     mask: Mask  # produce pixels at feature resolution
     scale: float  # feature-resolution pixels per photo pixel
+    view: Image  # the produce alone, for the pretrained network (embed.produce_view)
 
     def named(self) -> dict[str, float]:
         return {f"feature_{n}": float(v) for n, v in zip(FEATURE_NAMES, self.vector, strict=True)}
@@ -406,10 +408,12 @@ def photo_features(work: WorkImage, marker: Marker | None = None) -> Features | 
 
 def produce_and_background(
     bgr: Image, marker: Marker | None = None, with_background: bool = True
-) -> tuple[Features | Declined, Floats | None]:
+) -> tuple[Features | Declined, Floats | None, Image | None]:
     """:func:`photo_features` and :func:`background_features` (``None`` unless
     ``with_background``) of one photo from one produce mask (calibration needs both;
-    the mask is most of the cost)."""
+    the mask is most of the cost), and the backdrop's view for the pretrained network
+    (the produce and its margin grey; ``None`` unless ``with_background``): the
+    control's input."""
     small, scale = resize_for_features(bgr)
     lab = to_lab(small)
     exclude = None if marker is None else marker_mask(marker, scale, small.shape[:2])
@@ -423,20 +427,21 @@ def produce_and_background(
     if exclude is not None:
         rest &= ~exclude
     background = region_features(balanced, balanced_lab, rest) if with_background else None
+    backdrop = produce_view(balanced, rest) if with_background else None
     usable = max(int((~void).sum()), 1)
     share = float(mask.sum()) / usable
     if share < MIN_PRODUCE_SHARE:
-        return Declined.of(Reason.NO_ITEMS, produce_share=share), background
+        return Declined.of(Reason.NO_ITEMS, produce_share=share), background, backdrop
     clipped = float(((small[mask] >= CLIPPED_LEVEL).sum(axis=1) >= 2).mean())
     if clipped > MAX_CLIPPED_SHARE:
-        return Declined.of(Reason.OVEREXPOSED, clipped_share=clipped), background
+        return Declined.of(Reason.OVEREXPOSED, clipped_share=clipped), background, backdrop
     p99 = float(np.percentile(lab[..., 0][~void], 99)) if (~void).any() else 0.0
     if p99 < MIN_BRIGHTEST_L:
-        return Declined.of(Reason.UNDEREXPOSED, lightness_p99=p99), background
+        return Declined.of(Reason.UNDEREXPOSED, lightness_p99=p99), background, backdrop
     vector = region_features(balanced, balanced_lab, mask)
     if vector is None:
-        return Declined.of(Reason.NO_ITEMS, produce_share=share), background
-    return Features(vector, mask, scale), background
+        return Declined.of(Reason.NO_ITEMS, produce_share=share), background, backdrop
+    return Features(vector, mask, scale, produce_view(balanced, mask)), background, backdrop
 
 
 def background_features(work: WorkImage) -> Floats | None:

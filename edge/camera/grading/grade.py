@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.camera.grading.costs import Costs, costs_for
+from edge.camera.grading.embed import BackboneError, backbone
 from edge.camera.grading.features import Features, photo_features
 from edge.camera.grading.measure import TrayMeasurement, WorkImage, lot_summary, measure_tray
 from edge.camera.grading.model import Model, ModelError, explain
@@ -161,9 +163,16 @@ def load_grading_rules(rules_dir: Path, product: str) -> Rules:
 
 
 def load_grading_model(path: Path, product: str) -> Model:
-    """A calibrated model for ``product``; :class:`GradingError` when it cannot be used."""
+    """A calibrated model for ``product``; :class:`GradingError` when it cannot be used.
+
+    A model on the embedding is a file of about 160 kB: it is read again only when the
+    file changed (its path, size and modification time), not for every photo."""
     try:
-        model = Model.load(path)
+        st = path.stat()
+    except OSError as exc:
+        raise GradingError(f"{path}: (file): cannot read: {exc.strerror}") from None
+    try:
+        model = _load_model(path, st.st_size, st.st_mtime_ns)
     except ModelError as exc:
         raise GradingError(str(exc)) from None
     if model.product != product:
@@ -171,6 +180,11 @@ def load_grading_model(path: Path, product: str) -> Model:
             f"{path}: product: the model was calibrated for {model.product!r}, not {product!r}"
         )
     return model
+
+
+@lru_cache(maxsize=16)
+def _load_model(path: Path, size: int, mtime_ns: int) -> Model:
+    return Model.load(path)
 
 
 def grade_work(
@@ -252,6 +266,18 @@ def model_input(
     return m, features
 
 
+def model_vector(model: Model, features: Features) -> npt.NDArray[np.float64]:
+    """What ``model`` was fitted on, for one photo: the produce figures, followed by the
+    pretrained network's embedding of the produce when the model uses it."""
+    if not model.embedded:
+        return features.vector
+    try:
+        row = backbone().embed([features.view])[0]
+    except BackboneError as exc:
+        raise GradingError(str(exc)) from None
+    return np.concatenate([features.vector, row])
+
+
 def product_check(
     model: Model,
     x: npt.NDArray[np.float64],
@@ -286,18 +312,19 @@ def _by_model(
     if isinstance(seen, Declined):
         return seen
     m, features = seen
-    odd = product_check(model, features.vector, m, rules.looks, lookalikes)
+    x = model_vector(model, features)
+    odd = product_check(model, x, m, rules.looks, lookalikes)
     if odd is None:
         odd = check_looks(m, rules.looks, tuple(lookalikes.values()))
     if odd is not None:
         return odd
-    proba = np.asarray(model.calibrated_proba(features.vector), np.float64).reshape(-1)
+    proba = np.asarray(model.calibrated_proba(x), np.float64).reshape(-1)
     best = costs.decide(proba)
     if best is None:
         return unsure(model.classes, proba.tolist())
     measured = lot_summary(m, weight_g)
     measured.update(features.named())
-    decisions = explain(model, features.vector, best)
+    decisions = explain(model, x, best)
     return Graded(
         product=rules.product,
         grade=model.classes[best],

@@ -93,7 +93,12 @@ def fit_multinomial(
     sw = (n / (nc * np.maximum(counts, 1.0)))[y] / n
     onehot = np.eye(nc)[y]
     xb = np.hstack([z, np.ones((n, 1))])
-    lip = 0.5 * float(np.linalg.eigvalsh((xb * sw[:, None]).T @ xb).max()) + l2
+    # The gradient's Lipschitz constant: the largest eigenvalue of xb' diag(sw) xb, found
+    # on the smaller of that and its n x n twin (the same nonzero eigenvalues): with an
+    # embedding of 1280 numbers and a few dozen photos, the twin is far smaller.
+    a = xb * np.sqrt(sw)[:, None]
+    gram = a @ a.T if n < nf + 1 else a.T @ a
+    lip = 0.5 * float(np.linalg.eigvalsh(gram).max()) + l2
     step = 1.0 / lip
     w = np.zeros((nf + 1, nc))
     v = w.copy()
