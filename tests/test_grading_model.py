@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ from edge.camera.grading.evaluate import (
     metrics,
 )
 from edge.camera.grading.features import FEATURE_NAMES, Features, photo_features
-from edge.camera.grading.grade import Graded, grade_work, load_grading_rules, model_input
+from edge.camera.grading.grade import (
+    Graded,
+    grade_work,
+    load_grading_model,
+    load_grading_rules,
+    model_input,
+)
 from edge.camera.grading.model import (
     EMBEDDED,
     FIGURES,
@@ -393,3 +400,21 @@ def test_labelled_photos_needs_subfolders(tmp_path):
     (tmp_path / "loose.jpg").write_bytes(b"")
     with pytest.raises(DatasetError, match="no subfolders"):
         labelled_photos(tmp_path)
+
+
+def test_a_changed_model_file_is_read_again(tmp_path, calibrated_figures):
+    """The station keeps a loaded model while its file is unchanged, and reads it again
+    once the file is replaced (a new calibration copied in)."""
+    path = tmp_path / "banana.json"
+    data = json.loads(calibrated_figures.read_text())
+    path.write_text(json.dumps(data))
+    first = load_grading_model(path, "banana")
+    assert load_grading_model(path, "banana") is first  # not parsed again
+    path.write_text(json.dumps({**data, "temperature": 2.5}))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    again = load_grading_model(path, "banana")
+    assert again.temperature == 2.5 and first.temperature != 2.5
+    path.write_text("{broken")
+    with pytest.raises(GradingError, match="not a model file"):
+        load_grading_model(path, "banana")

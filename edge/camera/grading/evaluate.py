@@ -230,6 +230,8 @@ def calibrate_folder(
     if inputs not in (ANY, *INPUTS):
         raise ValueError(f"inputs: {inputs!r} is not one of {ANY!r}, {FIGURES!r}, {EMBEDDED!r}")
     embedding = inputs != FIGURES
+    if inputs == EMBEDDED:
+        copies = 0  # only the figures' candidates learn from altered copies
     if embedding:
         backbone()  # a missing network is said before minutes of work
     folders = labelled_photos(root)
