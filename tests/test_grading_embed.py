@@ -43,32 +43,20 @@ from edge.camera.grading.model import (
     fit,
     joined,
 )
-from edge.camera.scenes import ItemSpec, Spot, jpeg, make_scene
+from edge.camera.scenes import jpeg, make_scene
 from edge.config import GradingConfig
+from tests.test_grading_model import BIG_SPOTS, scene_items
 
 # About no date or time of day: make test runs these in one pass (the calendar pass skips it).
 pytestmark = pytest.mark.real_clock_only
 
 RULES = GradingConfig().rules_dir
-SLOTS = ((170.0, 62.0), (268.0, 80.0), (90.0, 168.0), (215.0, 178.0))
-
-
-SPOTS = (Spot(-12, 0, 7), Spot(10, 3, 6), Spot(0, -4, 5))
 
 
 def scene(kind: str, seed: int, spotted: bool = False, **kw: object) -> bytes:
-    rng = np.random.default_rng(seed)
-    items = tuple(
-        ItemSpec(
-            kind,
-            float(rng.uniform(60, 85)),
-            float(rng.uniform(28, 36)),
-            (cx + float(rng.uniform(-6, 6)), cy + float(rng.uniform(-6, 6))),
-            float(rng.uniform(-40, 40)),
-            SPOTS if spotted else (),
-        )
-        for cx, cy in SLOTS[: int(rng.integers(3, 5))]
-    )
+    """A generated tray photo of three or four items of one kind (spotted: with big
+    dark spots), as test_grading_model makes them."""
+    items = scene_items(kind, BIG_SPOTS if spotted else (), seed)
     args: dict[str, object] = {"size": (640, 480), "px_per_mm": 2.0, "seed": seed, **kw}
     return jpeg(make_scene(items, **args).image)  # type: ignore[arg-type]
 

@@ -39,6 +39,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from edge.camera.grading.embed import GREY, square_window  # noqa: E402
 from edge.camera.grading.evaluate import labelled_photos, metrics  # noqa: E402
 from edge.camera.grading.features import (  # noqa: E402
     MIN_PRODUCE_SHARE,
@@ -58,7 +59,6 @@ Mask = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
 
 CACHE_SIDE = 128  # crops are kept at this side; augmentation then resizes to --side
-GREY = 128  # what is not produce becomes this grey (0 after the input's normalisation)
 INPUT_MEAN = 128.0  # the net sees (bgr - INPUT_MEAN) / INPUT_SCALE (cv2.dnn.blobFromImage)
 INPUT_SCALE = 64.0
 MARGIN = 0.08  # the crop reaches this share of the produce's box beyond it
@@ -103,41 +103,14 @@ def produce_crop(bgr: Image, side: int = CACHE_SIDE, *, control: bool = False) -
     masked = float(mask.sum()) / usable >= MIN_PRODUCE_SHARE
     if control:
         mask = ~void & ~(mask if masked else np.zeros_like(mask))
-        box = np.ones_like(mask)
-        ys, xs = np.nonzero(box)
-        return _square(balanced, mask, ys, xs, side, masked, margin=0.0)
+        img, keep = square_window(balanced, mask, side, 0.0, box=np.ones_like(mask))
+        return Crop(img, keep, masked)
     if not masked:
         mask = ~void
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        ys, xs = np.array([0, small.shape[0] - 1]), np.array([0, small.shape[1] - 1])
+    if not mask.any():
         mask = np.ones(small.shape[:2], np.bool_)
-    return _square(balanced, mask, ys, xs, side, masked, margin=MARGIN)
-
-
-def _square(
-    balanced: Image,
-    mask: Mask,
-    ys: npt.NDArray[np.intp],
-    xs: npt.NDArray[np.intp],
-    side: int,
-    masked: bool,
-    margin: float,
-) -> Crop:
-    """The square window around the pixels (ys, xs), ``margin`` beyond their box, at
-    ``side``; outside ``mask`` (and outside the photo) becomes GREY."""
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    half = max(y1 - y0, x1 - x0) * (0.5 + margin)
-    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-    # A square window around the box; outside the photo is padding (grey, not produce).
-    scale = side / (2 * half)
-    m = np.array([[scale, 0, side / 2 - cx * scale], [0, scale, side / 2 - cy * scale]])
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    img = cv2.warpAffine(balanced, m, (side, side), flags=interp, borderValue=(GREY,) * 3)
-    msk = cv2.warpAffine(mask.astype(np.uint8) * 255, m, (side, side), flags=cv2.INTER_LINEAR)
-    keep = msk >= 128
-    img[~keep] = GREY
-    return Crop(cast(Image, img), keep, masked)
+    img, keep = square_window(balanced, mask, side, MARGIN)
+    return Crop(img, keep, masked)
 
 
 def load_product(folder: Path, *, control: bool = False) -> Product:

@@ -97,16 +97,26 @@ def produce_view(balanced: Image, mask: Mask) -> Image:
     """The square window round the produce ``mask`` (MARGIN beyond its box) of the
     balanced photo at SIDE pixels, everything outside the mask grey. An empty mask gives
     the whole photo, as it is."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
+    if not mask.any():
         return cast(Image, cv2.resize(balanced, (SIDE, SIDE), interpolation=cv2.INTER_AREA))
+    return square_window(balanced, mask, SIDE, MARGIN)[0]
+
+
+def square_window(
+    balanced: Image, mask: Mask, side: int, margin: float, box: Mask | None = None
+) -> tuple[Image, Mask]:
+    """The square window round ``box``'s pixels (default: the mask's), ``margin`` of its
+    size beyond them on each side, at ``side`` pixels, outside ``mask`` (and outside the
+    photo) GREY; and the mask at that size. ``box`` must have a pixel."""
+    ys, xs = np.nonzero(mask if box is None else box)
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    half = max(y1 - y0, x1 - x0) * (0.5 + MARGIN)
+    half = max(y1 - y0, x1 - x0) * (0.5 + margin)
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-    scale = SIDE / (2 * half)
-    m = np.array([[scale, 0, SIDE / 2 - cx * scale], [0, scale, SIDE / 2 - cy * scale]])
+    scale = side / (2 * half)
+    m = np.array([[scale, 0, side / 2 - cx * scale], [0, scale, side / 2 - cy * scale]])
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    img = cv2.warpAffine(balanced, m, (SIDE, SIDE), flags=interp, borderValue=(GREY,) * 3)
-    inside = cv2.warpAffine(mask.astype(np.uint8) * 255, m, (SIDE, SIDE), flags=cv2.INTER_LINEAR)
-    img[inside < 128] = GREY
-    return cast(Image, img)
+    img = cv2.warpAffine(balanced, m, (side, side), flags=interp, borderValue=(GREY,) * 3)
+    inside = cv2.warpAffine(mask.astype(np.uint8) * 255, m, (side, side), flags=cv2.INTER_LINEAR)
+    keep = inside >= 128
+    img[~keep] = GREY
+    return cast(Image, img), keep
