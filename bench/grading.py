@@ -162,7 +162,10 @@ def bench_grade_photo_model(runs: int = PHOTO_RUNS) -> None:
     generated potatoes) in the station's grading models_dir; the model path adds the
     produce features, the product check and the cost-aware decision to the
     measurement."""
-    for inputs, name in ((EMBEDDED, "grade_photo_model_ms_median"), (FIGURES, _FIGURES_LINE)):
+    for inputs, name in (
+        (EMBEDDED, "grade_photo_model_ms_median"),
+        (FIGURES, "grade_photo_model_figures_ms_median"),
+    ):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             photos = _calibration_folder(root / "photos")
@@ -177,9 +180,6 @@ def bench_grade_photo_model(runs: int = PHOTO_RUNS) -> None:
             f"{name}: {median:.2f}  (the same path graded by a calibrated model on the "
             f"{inputs} with its product check; {graded}/{runs + 1} graded, by {method or '?'})"
         )
-
-
-_FIGURES_LINE = "grade_photo_model_figures_ms_median"
 
 
 if __name__ == "__main__":

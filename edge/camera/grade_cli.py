@@ -233,7 +233,7 @@ def calibration_report(
     control: dict[str, float] = info.get("control_macro_f1", {})
     best = max(cv.values()) if cv else 0.0
     control_best = max(control.values()) if control else None
-    chosen = info.get("chosen") or next((k for k, v in cv.items() if v == best), None)
+    chosen = info.get("chosen")
     leak = control_best is not None and control_best >= best - LEAK_MARGIN
     report: dict[str, Any] = {
         "model": str(args.out),

