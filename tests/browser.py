@@ -86,12 +86,22 @@ def by_id(page: Page, testid: str) -> Locator:
     return page.get_by_test_id(testid)
 
 
+def wait_ready(page: Page) -> None:
+    """Wait until the page has wired its controls (main.js and handover.js mark the body
+    ``data-ready`` once signed in and wired): a click before that would do nothing, as a
+    tap would not on a slow station, so a test clicking then would race the page."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15000)
+
+
 def show_tab(page: Page, tab: str) -> None:
     """Bring a secondary panel forward: ``lots``, ``orders`` (orders and packing),
     ``photo``, ``totals`` or ``station`` (the station's state, held labels and the
     practice scale)."""
     from playwright.sync_api import expect
 
+    wait_ready(page)
     by_id(page, f"tab-{tab}").click()
     expect(by_id(page, f"panel-{tab}")).to_be_visible()
 
@@ -137,6 +147,8 @@ def open_page(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors  # type: ignore[attr-defined]
     page.goto(server.url)
+    if role is not None:
+        wait_ready(page)
     return page
 
 

@@ -143,6 +143,7 @@ async function start() {
 
   wireTabs();
   applyLanguage();
+  document.body.dataset.ready = "true"; // every control is wired: a tap now does what it says
   pollState();
   startStream();
   refreshCatalog();
