@@ -92,7 +92,7 @@ def wait_ready(page: Page) -> None:
     tap would not on a slow station, so a test clicking then would race the page."""
     from playwright.sync_api import expect
 
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15000)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
 
 def show_tab(page: Page, tab: str) -> None:

@@ -56,6 +56,7 @@ from tests.browser import (
     put_orders,
     scanner_types,
     show_tab,
+    wait_ready,
 )
 
 pytestmark = needs_chromium
@@ -82,7 +83,7 @@ def handover_page(
         page.wait_for_url("**/handover.html*")
     else:
         page.goto(server.url + "/handover.html")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    wait_ready(page)
     return page
 
 
@@ -309,7 +310,7 @@ def hand_over_300(
     boss = open_page(browser, server, 800, 480, role="lead")
     show_tab(boss, "station")
     by_id(boss, "handover-link").click()
-    expect(boss.locator("body")).to_have_attribute("data-ready", "true")
+    wait_ready(boss)
     row = by_id(boss, "carrier-row").filter(has_text=JT)
     expect(row).to_have_attribute("data-open", "true")
     row.click()
