@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import zxingcpp
 
+from edge.ids import utc_now
 from edge.printer.payload import PayloadSigner, ensure_site_key, verify
 from edge.printer.profiles import PrinterProfile, load_profile, with_native_text
 from edge.printer.status import Condition, Paper, reply_bytes
@@ -437,3 +438,29 @@ def test_send_failing_before_any_byte_puts_the_job_back_in_the_queue(
     assert job["status"] == "queued", "not stuck in 'sending', not held: nothing was sent"
     assert job["printer_status"] == "unreachable" and job["attempts"] >= 3
     assert worker.status is PrinterStatus.OFFLINE
+
+
+def test_jobs_queued_within_one_millisecond_print_in_the_order_queued(tmp_path: Path) -> None:
+    """Record times have millisecond precision and job ids are random within a
+    millisecond: jobs queued at the same instant (two tablets at once, a frozen clock) print
+    in the order they were queued, and a lot's newest label is the copy printed last."""
+    instant = utc_now()
+    store = Store.open(tmp_path / "station.db", "test-site", now=lambda: instant)
+    try:
+        lots = _lots(store, 30)
+        queue = PrintQueue(store)
+        printed = []
+        while (job := queue.next_queued()) is not None:
+            queue.mark_sending(job["id"])
+            queue.mark_printed(job["id"])
+            printed.append(job["record_id"])
+        assert printed == lots
+        first = store.get_lot(lots[0])
+        copies = [queue.requeue(first.print_job_id, actor="lan", reason="nhãn bị ướt")]
+        for _ in range(9):
+            copies.append(queue.requeue(first.print_job_id, actor="lan", reason="lại"))
+        assert [c["id"] for c in queue.copies(first.print_job_id)] == copies
+        assert store.get_lot(lots[0]).print_job_id == copies[-1]
+        assert [j["id"] for j in queue.jobs(("queued",))] == copies[::-1]  # newest first
+    finally:
+        store.close()

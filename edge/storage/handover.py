@@ -203,7 +203,7 @@ def _known(db: sqlite_utils.Database, tracking: str, handover_id: str) -> Known 
         "EXISTS (SELECT 1 FROM handover_scans s WHERE s.handover_id = ? AND "
         " s.parcel_id = p.id AND s.verdict = 'accepted' AND s.undone_at IS NULL) "
         "FROM parcels p JOIN orders o ON o.id = p.order_id WHERE p.tracking = ? "
-        "ORDER BY p.voided_at IS NULL DESC, p.packed_at DESC LIMIT 1",
+        "ORDER BY p.voided_at IS NULL DESC, p.packed_at DESC, p.rowid DESC LIMIT 1",
         [handover_id, tracking],
     ).fetchone()
     if row is None:
@@ -429,7 +429,7 @@ def of_day(store: Store, start: datetime, end: datetime) -> list[dict[str, Any]]
     """Handovers opened in [start, end), oldest first (summary rows)."""
     return store.rows(
         f"SELECT {_COLUMNS} FROM handovers WHERE opened_at >= ? AND opened_at < ? "
-        "ORDER BY opened_at, id",
+        "ORDER BY opened_at, rowid",
         (iso(start), iso(end)),
     )
 

@@ -146,7 +146,7 @@ def receipt_lot(store: Store, lot_id: str) -> ReceiptLot:
         "SELECT l.id, l.day_no, p.name AS producer_name, pr.name AS product_name, l.net_g, "
         f"l.recorded_at, {_PRICE} AS unit_price_dong, c.voided, "
         "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'receipt' "
-        " AND j.copy_of IS NULL ORDER BY j.created_at LIMIT 1) AS receipt_job_id "
+        " AND j.copy_of IS NULL ORDER BY j.created_at, j.rowid LIMIT 1) AS receipt_job_id "
         "FROM lots l JOIN lots_current c ON c.id = l.id "  # as corrected and merged (0014)
         "JOIN producers p ON p.id = c.producer_id "
         "JOIN products pr ON pr.id = c.product_id WHERE l.id = ?",

@@ -182,7 +182,7 @@ class PhotoStore:
 
     def for_lot(self, lot_id: str) -> list[dict[str, Any]]:
         return self.store.rows(
-            "SELECT * FROM photos WHERE lot_id = ? ORDER BY taken_at, id", (lot_id,)
+            "SELECT * FROM photos WHERE lot_id = ? ORDER BY taken_at, rowid", (lot_id,)
         )
 
     def full_path(self, row: dict[str, Any]) -> Path | None:

@@ -74,7 +74,7 @@ class PrintQueue:
 
     def next_queued(self) -> dict[str, Any] | None:
         rows = self.store.rows(
-            "SELECT * FROM print_jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+            "SELECT * FROM print_jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1"
         )
         return rows[0] if rows else None
 
@@ -204,7 +204,7 @@ class PrintQueue:
         """The copies printed of ``job_id``, oldest first."""
         return self.store.rows(
             "SELECT id, status, created_at FROM print_jobs WHERE copy_of = ? "
-            "ORDER BY created_at, id",
+            "ORDER BY created_at, rowid",
             (job_id,),
         )
 
@@ -213,7 +213,8 @@ class PrintQueue:
         return self.store.rows(
             f"SELECT id, kind, record_id, status, attempts, last_error, printer_status, "
             f"bytes_sent, created_at, printed_at, copy_of "
-            f"FROM print_jobs WHERE status IN ({marks}) ORDER BY created_at DESC LIMIT ?",
+            f"FROM print_jobs WHERE status IN ({marks}) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (*statuses, limit),
         )
 

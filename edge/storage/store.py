@@ -337,7 +337,7 @@ class Store:
             "SELECT l.id, l.seq, l.site_id, c.producer_id, p.name AS producer_name, "
             "c.product_id, pr.name AS product_name, l.net_g, l.recorded_at, "
             "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC LIMIT 1) AS print_job_id, l.day_no, l.day "
+            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_job_id, l.day_no, l.day "
             "FROM lots l JOIN lots_current c ON c.id = l.id "  # as corrected (migration 0014)
             "JOIN producers p ON p.id = c.producer_id "
             "JOIN products pr ON pr.id = c.product_id WHERE l.id = ?",
@@ -353,15 +353,15 @@ class Store:
             "SELECT l.id, l.seq, l.day, l.day_no, l.net_g, l.recorded_at, p.name AS producer_name, "
             "pr.name AS product_name, "
             "(SELECT j.status FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC LIMIT 1) AS print_status, "
+            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_status, "
             "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC LIMIT 1) AS print_job_id, "
+            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_job_id, "
             "CASE WHEN c.product_id = l.product_id THEN "  # a corrected product: its price
             " COALESCE(l.unit_price_dong, pr.unit_price_dong) ELSE pr.unit_price_dong "
             "END AS unit_price_dong, "
             "c.producer_id, c.product_id, c.voided, c.void_reason, c.corrected, "
             "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'receipt' "
-            " ORDER BY j.created_at DESC LIMIT 1) AS receipt_job_id, "
+            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS receipt_job_id, "
             "(SELECT o.status FROM outbox o WHERE o.record_id = l.id LIMIT 1) AS sync_status "
             "FROM lots l JOIN lots_current c ON c.id = l.id "  # as corrected (migration 0014)
             "JOIN producers p ON p.id = c.producer_id "
