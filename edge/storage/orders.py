@@ -26,7 +26,7 @@ from edge.errors import StaffError
 from edge.ids import new_id, parse_iso
 from edge.storage import outbox
 from edge.storage.search_key import fold
-from edge.storage.store import RECORD_STREAM, NotFound, Store
+from edge.storage.store import RECORD_STREAM, NotFound, Store, newest_job
 
 MAX_PERSON = 60  # characters of a name in a record for central (edge.sync.validate)
 
@@ -200,9 +200,7 @@ def live_parcels(store: Store, order_ids: Iterable[str]) -> dict[str, dict[str, 
         " WHERE r.parcel_id = p.id) THEN 'returned' WHEN EXISTS (SELECT 1 FROM "
         " parcel_handovers h WHERE h.parcel_id = p.id) THEN 'handed_over' ELSE 'packed' END "
         "AS state FROM parcels p "
-        "LEFT JOIN print_jobs j ON j.id = (SELECT x.id FROM print_jobs x "
-        " WHERE x.record_id = p.id AND x.kind = 'shipping' "
-        " ORDER BY x.created_at DESC, x.rowid DESC LIMIT 1) "
+        f"LEFT JOIN print_jobs j ON j.id = {newest_job('shipping', 'p.id')} "
         f"WHERE p.voided_at IS NULL AND p.order_id IN ({marks})",
         tuple(ids),
     )

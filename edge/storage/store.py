@@ -35,6 +35,16 @@ class NotFound(Exception):
     """A referenced producer, product or job does not exist."""
 
 
+def newest_job(kind: str, record: str) -> str:
+    """SQL for the id of the newest print job of ``kind`` printing the row ``record``
+    (a column, e.g. ``l.id``): a reprint's copy is newer than what it copies, and jobs of
+    one millisecond go by insertion order (``rowid``; an id is random within it)."""
+    return (
+        f"(SELECT x.id FROM print_jobs x WHERE x.record_id = {record} AND x.kind = '{kind}' "
+        "ORDER BY x.created_at DESC, x.rowid DESC LIMIT 1)"
+    )
+
+
 @dataclass(frozen=True)
 class Lot:
     id: str
@@ -336,8 +346,7 @@ class Store:
         rows = self.rows(
             "SELECT l.id, l.seq, l.site_id, c.producer_id, p.name AS producer_name, "
             "c.product_id, pr.name AS product_name, l.net_g, l.recorded_at, "
-            "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_job_id, l.day_no, l.day "
+            f"{newest_job('lot', 'l.id')} AS print_job_id, l.day_no, l.day "
             "FROM lots l JOIN lots_current c ON c.id = l.id "  # as corrected (migration 0014)
             "JOIN producers p ON p.id = c.producer_id "
             "JOIN products pr ON pr.id = c.product_id WHERE l.id = ?",
@@ -351,21 +360,17 @@ class Store:
         """The lots of station-local ``day`` (YYYY-MM-DD), newest first, as corrected."""
         return self.rows(
             "SELECT l.id, l.seq, l.day, l.day_no, l.net_g, l.recorded_at, p.name AS producer_name, "
-            "pr.name AS product_name, "
-            "(SELECT j.status FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_status, "
-            "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'lot' "
-            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS print_job_id, "
+            "pr.name AS product_name, j.status AS print_status, j.id AS print_job_id, "
             "CASE WHEN c.product_id = l.product_id THEN "  # a corrected product: its price
             " COALESCE(l.unit_price_dong, pr.unit_price_dong) ELSE pr.unit_price_dong "
             "END AS unit_price_dong, "
             "c.producer_id, c.product_id, c.voided, c.void_reason, c.corrected, "
-            "(SELECT j.id FROM print_jobs j WHERE j.record_id = l.id AND j.kind = 'receipt' "
-            " ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1) AS receipt_job_id, "
+            f"{newest_job('receipt', 'l.id')} AS receipt_job_id, "
             "(SELECT o.status FROM outbox o WHERE o.record_id = l.id LIMIT 1) AS sync_status "
             "FROM lots l JOIN lots_current c ON c.id = l.id "  # as corrected (migration 0014)
             "JOIN producers p ON p.id = c.producer_id "
             "JOIN products pr ON pr.id = c.product_id "
+            f"LEFT JOIN print_jobs j ON j.id = {newest_job('lot', 'l.id')} "
             "WHERE l.site_id = ? AND l.day = ? ORDER BY l.seq DESC LIMIT ?",
             (self.site_id, day, limit),
         )
